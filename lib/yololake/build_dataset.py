@@ -1,0 +1,181 @@
+"""The build-dataset job: annotations (+ frame manifest) -> a YOLOv5-ready dataset folder.
+
+    spark-submit jobs/build_dataset.py --config CONF.yaml --annotations URI [URI ...] [--frames URI]
+        [--images URI] --out URI [--overwrite] [--set key=value ...]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from yololake import output_dir
+from yololake.config import ConfigError, JobConfig, load_config
+from yololake.pipeline import JobInputs, Plan, build_plan
+from yololake.readers import InputError
+from yololake.shard_writer import SHARD_SCHEMA, ShardWriter, make_shard_writer
+from yololake.spark_session import start_spark
+from yololake.transforms.frames import assign_shards, shard_buckets
+
+log = logging.getLogger("yololake.build_dataset")
+SPLITS = ("train", "val", "test")
+
+
+class QuarantineThresholdError(RuntimeError):
+    """Too many rows were rejected; nothing was committed."""
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="build_dataset", description=__doc__.splitlines()[0])
+    p.add_argument("--config", required=True, help="YAML config (see conf/)")
+    p.add_argument("--annotations", required=True, nargs="+", action="extend",
+                   help="annotation table: file(s) or folder(s); parquet, csv or json")
+    p.add_argument("--frames", nargs="+", action="extend", default=[],
+                   help="frame manifest table (frame id, image, width, height); optional")
+    p.add_argument("--images", help="base folder/URL for relative image paths, or of <frame> images "
+                                    "when there is no manifest")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a committed dataset at --out")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set output.frames_per_shard=500")
+    p.add_argument("--master", help="Spark master for in-process runs (spark-submit sets its own)")
+    return p.parse_args(argv)
+
+
+def _progress(stage: str, started: float) -> None:
+    log.info("%-28s done after %.1fs", stage, time.monotonic() - started)
+
+
+def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, overwrite: bool = False,
+        shard_writer: Callable[[str, str], ShardWriter] = make_shard_writer) -> dict:
+    """Run the job into local folder `out`; return the summary (also written as stats.json)."""
+    started = time.monotonic()
+    root = output_dir.local_out(out)
+    plan = build_plan(spark, config, inputs)
+    run_id = uuid.uuid4().hex
+    output_dir.claim(root, overwrite, {"run_id": run_id, "inputs": inputs.__dict__, "out": root})
+
+    plan.quarantine().write.mode("overwrite").parquet(os.path.join(root, "quarantine"))
+    reasons = {r["reason"]: r["count"] for r in plan.annotations.groupBy("reason").count().collect()}
+    rows_in = sum(reasons.values())
+    valid = reasons.pop(None, 0)
+    quarantined = sum(reasons.values())
+    _progress("validate + quarantine", started)
+    fraction = quarantined / rows_in if rows_in else 0.0
+    if fraction > config.quarantine.max_fraction:
+        raise QuarantineThresholdError(
+            f"{quarantined} of {rows_in} annotation rows ({fraction:.1%}) were quarantined, above "
+            f"quarantine.max_fraction {config.quarantine.max_fraction:.1%}; nothing was committed. Reasons: "
+            f"{json.dumps(reasons, sort_keys=True)}. Inspect {root}/quarantine, fix the input or config, "
+            "or raise the threshold")
+
+    to_write = plan.frames_to_write()
+    split_counts = {r["split"]: r["count"] for r in to_write.groupBy("split").count().collect()}
+    buckets = shard_buckets(split_counts, config.output.frames_per_shard)
+    sharded = assign_shards(to_write, buckets, config.output.frames_per_shard).persist()
+    shards = (sharded.select("split", "shard", "key", "ext", "image_uri", "labels", "box_count")
+              .groupBy("split", "shard")
+              .applyInPandas(shard_writer(root, config.images.mode), SHARD_SCHEMA)
+              .orderBy("split", "shard").collect())
+    _progress(f"write {len(shards)} shards", started)
+
+    (sharded.select("key", "frame_id", "split", "shard", F.col("image_uri").alias("source_image"), "ext",
+                    "width", "height", "box_count", "status")
+     .write.mode("overwrite").parquet(os.path.join(root, "index")))
+    output_dir.sweep_temporaries(root)
+    splits = [s for s in SPLITS if s in ("train", "val") or split_counts.get(s)]
+    for split in splits:
+        output_dir.publish_list(root, split)
+
+    written = sum(s["boxes"] for s in shards)
+    duplicates = valid - plan.valid_boxes().count()
+    summary = summarize(plan, config, root, rows_in, written, quarantined, duplicates, reasons, shards)
+    summary["run_id"] = run_id
+    summary["wall_seconds"] = round(time.monotonic() - started, 1)
+    if rows_in != written + quarantined + duplicates or duplicates < 0:
+        raise RuntimeError(f"counts do not reconcile: {rows_in} rows in != {written} written + {quarantined} "
+                           f"quarantined + {duplicates} duplicates; nothing was committed")
+    output_dir.write_json(os.path.join(root, "stats.json"), summary)
+    output_dir.write_json(os.path.join(root, "shards.json"), [s.asDict() for s in shards])
+    output_dir.write_text_atomic(os.path.join(root, "dataset.yaml"),
+                                 output_dir.dataset_yaml(root, config.classes.names, splits))
+    output_dir.commit(root, {"run_id": run_id, "frames": summary["frames_written"], "boxes": written})
+    plan.annotations.unpersist()
+    plan.frames.unpersist()
+    sharded.unpersist()
+    _progress("commit", started)
+    return summary
+
+
+def summarize(plan: Plan, config: JobConfig, root: str, rows_in: int, written: int, quarantined: int,
+              duplicates: int, reasons: dict, shards: list) -> dict:
+    """Counts by split, class, reason and frame status (all small aggregates)."""
+    names = config.classes.names
+    by_split_class: dict = {}
+    for r in plan.valid_boxes().groupBy("split", "cls").count().collect():
+        by_split_class.setdefault(r["split"], {})[names[r["cls"]]] = r["count"]
+    statuses = {r["status"]: r["count"] for r in plan.frames.groupBy("status").count().collect()}
+    frames_by_split = {}
+    for s in shards:
+        entry = frames_by_split.setdefault(s["split"], {"frames": 0, "background": 0, "boxes": 0, "shards": 0})
+        entry["frames"] += s["frames"]
+        entry["background"] += s["background"]
+        entry["boxes"] += s["boxes"]
+        entry["shards"] += 1
+    return {
+        "out": root,
+        "rows_in": rows_in,
+        "boxes_written": written,
+        "quarantined": quarantined,
+        "duplicates_dropped": duplicates,
+        "quarantine_by_reason": dict(sorted(reasons.items())),
+        "frames_written": sum(s["frames"] for s in shards),
+        "frames_by_status": dict(sorted(statuses.items())),
+        "by_split": frames_by_split,
+        "boxes_by_split_and_class": by_split_class,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    lines = [f"dataset: {summary['out']}/dataset.yaml",
+             f"  {summary['rows_in']} annotation rows -> {summary['boxes_written']} boxes written, "
+             f"{summary['quarantined']} quarantined, {summary['duplicates_dropped']} duplicates dropped "
+             f"({summary['wall_seconds']}s)"]
+    for split, s in summary["by_split"].items():
+        lines.append(f"  {split:5s}: {s['frames']} frames ({s['background']} background), {s['boxes']} boxes, "
+                     f"{s['shards']} shard(s)")
+    if summary["quarantine_by_reason"]:
+        reasons = ", ".join(f"{k}={v}" for k, v in summary["quarantine_by_reason"].items())
+        lines.append(f"  quarantined by reason: {reasons} (see {summary['out']}/quarantine)")
+    if "val" not in summary["by_split"]:
+        lines.append("  warning: the val split is empty; YOLOv5 needs validation images")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        inputs = JobInputs(tuple(args.annotations), tuple(args.frames), args.images)
+        spark = start_spark("yololake-build-dataset", args.master, config.spark)
+        summary = run(spark, config, inputs, args.out, args.overwrite)
+    except (ConfigError, InputError, KeyError, output_dir.OutputExistsError, QuarantineThresholdError) as exc:
+        print(f"build_dataset: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except Exception as exc:  # one clear line; the traceback only on request
+        if os.environ.get("YOLOLAKE_DEBUG"):
+            raise
+        print(f"build_dataset: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+              " (set YOLOLAKE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+    print(format_summary(summary))
+    return 0

@@ -1,0 +1,57 @@
+"""Source images: existence checks (per frame, inside Spark tasks) and placing them in the output."""
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import fsspec
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql.types import BooleanType, StructField, StructType
+
+
+def _local_path(uri: str) -> str | None:
+    if uri.startswith("file://"):
+        return uri[len("file://"):]
+    return None if "://" in uri else uri
+
+
+def image_exists(uri: str) -> bool:
+    local = _local_path(uri)
+    if local is not None:
+        return os.path.isfile(local)
+    fs, path = fsspec.core.url_to_fs(uri)
+    return fs.isfile(path)
+
+
+def add_image_exists(frames: DataFrame, check_column: str = "frame_reason") -> DataFrame:
+    """Add `image_exists` (boolean) for frames whose `check_column` is null; null for the others.
+
+    Runs per partition in Python: a file-system call is the one thing Spark expressions cannot do.
+    """
+    schema = StructType(frames.schema.fields + [StructField("image_exists", BooleanType())])
+
+    def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            todo = batch[check_column].isna()
+            batch["image_exists"] = [image_exists(u) if t and isinstance(u, str) else None
+                                     for u, t in zip(batch["image_uri"], todo)]
+            yield batch
+
+    return frames.mapInPandas(check, schema)
+
+
+def place_image(source_uri: str, target: str, mode: str) -> None:
+    """Put the source image at `target`: a symlink to it (mode link) or a byte copy (mode copy)."""
+    local = _local_path(source_uri)
+    if mode == "link":
+        if local is None:
+            raise ValueError(f"images.mode link needs images on a local or mounted path, got {source_uri}; "
+                             "set images.mode: copy")
+        os.symlink(os.path.abspath(local), target)
+    elif local is not None:
+        shutil.copyfile(local, target)
+    else:
+        with fsspec.open(source_uri, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)

@@ -1,0 +1,145 @@
+"""The build-dataset plan: read the inputs, then pure transforms up to "frames to write" and "quarantine".
+
+Nothing here writes; `build_dataset` runs the plan and writes. Every step is a Spark expression except
+the image existence check (a file-system call per frame).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from yololake import reasons as R
+from yololake.config import JobConfig
+from yololake.images import add_image_exists
+from yololake.readers import SOURCE_FILE, InputError, check_paths_exist, read_table
+from yololake.transforms.annotations import (assign_reason, label_line, map_classes, standardize_annotations,
+                                             to_yolo_boxes)
+from yololake.transforms.frames import (assign_split_by_hash, assign_split_from_values, check_frames,
+                                        frame_hints_from_annotations, frame_status, frames_from_annotations,
+                                        frames_from_manifest, is_safe_frame_id)
+
+WRITTEN_STATUSES = ("labeled", "background")
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    annotations: tuple[str, ...]
+    frames: tuple[str, ...] = ()
+    images: str | None = None
+
+
+@dataclass
+class Plan:
+    annotations: DataFrame
+    """Every annotation row: frame_id, split, cls, line, reason (null = valid) and the source row."""
+    frames: DataFrame
+    """Every frame: key, ext, image_uri, width, height, split, box_count, labels, status."""
+
+    def quarantine(self) -> DataFrame:
+        return self.annotations.where(F.col("reason").isNotNull()).select(
+            "reason", "frame_id", "class_raw", F.col(SOURCE_FILE).alias("source_file"), "source_row")
+
+    def valid_boxes(self) -> DataFrame:
+        """Valid boxes with exact duplicates (same frame, same label line) dropped."""
+        return self.annotations.where(F.col("reason").isNull()).dropDuplicates(["frame_id", "line"])
+
+    def frames_to_write(self) -> DataFrame:
+        return self.frames.where(F.col("status").isin(*WRITTEN_STATUSES))
+
+
+def _local(uri: str) -> str | None:
+    return uri[len("file://"):] if uri.startswith("file://") else (None if "://" in uri else uri)
+
+
+def annotation_paths(paths: tuple[str, ...], config: JobConfig) -> list[str]:
+    """With split mode source_file, a folder stands for the configured files in it (and nothing else:
+    Udacity's labels_trainval.csv is the union of the others and must not be read twice)."""
+    if config.split.mode != "source_file":
+        return list(paths)
+    expanded = []
+    for uri in paths:
+        local = _local(uri)
+        is_dir = os.path.isdir(local) if local is not None else not os.path.basename(uri.rstrip("/")) in config.split.files
+        if not is_dir:
+            expanded.append(uri)
+            continue
+        for name in config.split.files:
+            path = f"{uri.rstrip('/')}/{name}"
+            if local is not None and not os.path.exists(os.path.join(local, name)):
+                raise InputError(f"--annotations folder {uri} has no {name}, named in split.files; "
+                                 "fix the folder or split.files")
+            expanded.append(path)
+    return expanded
+
+
+def images_root(inputs: JobInputs) -> str:
+    """Base for relative image paths: --images, else the working directory (made absolute for links)."""
+    root = inputs.images or os.getcwd()
+    local = _local(root)
+    return os.path.abspath(local) if local is not None else root
+
+
+def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Plan:
+    ann_cfg, split = config.annotations, config.split
+    paths = annotation_paths(inputs.annotations, config)
+    check_paths_exist(paths, "annotations")
+    check_paths_exist(inputs.frames, "frames")
+    raw = read_table(spark, paths, ann_cfg)
+    manifest = read_table(spark, inputs.frames, config.frames) if inputs.frames else None
+    root = images_root(inputs)
+
+    hint_in_manifest = manifest is not None and split.mode != "source_file" and split.column in manifest.columns
+    extra = [split.column] if split.mode != "source_file" and not hint_in_manifest else []
+    if extra and split.column not in raw.columns:
+        where = "annotations or frame manifest" if manifest is not None else "annotations"
+        raise InputError(f"split.column {split.column!r} is not a column of the {where}; "
+                         f"annotation columns: {', '.join(c for c in raw.columns if c != SOURCE_FILE)}")
+    ann = standardize_annotations(raw, ann_cfg.frame_column, ann_cfg.class_column, ann_cfg.box_columns, extra)
+    ann = map_classes(ann, config.classes.source_to_id())
+
+    if manifest is not None:
+        fc = config.frames
+        frames = frames_from_manifest(manifest, fc.frame_column, fc.image_column, fc.width_column,
+                                      fc.height_column, root, split.column if hint_in_manifest else None)
+        frames = frames.withColumn("hints", F.when(F.col("hint").isNotNull(), F.array("hint")))
+    else:
+        size = config.image_size
+        if not (size.width and size.height):
+            raise InputError("no --frames manifest and no image_size in the config: set image_size.width and "
+                             "image_size.height (e.g. 480 and 300 for Udacity) or pass --frames")
+        frames = frames_from_annotations(ann, root, config.images.extension, size.width, size.height)
+    if not hint_in_manifest:
+        value = (F.regexp_extract(F.col(SOURCE_FILE), r"([^/]+)$", 1) if split.mode == "source_file"
+                 else F.col(f"_x_{split.column}").cast("string"))
+        hints = frame_hints_from_annotations(ann, value)
+        frames = (frames.drop("hints").join(hints, on="frame_id", how="left")
+                  .withColumn("hint", F.col("hints")[0]))
+
+    frames = check_frames(frames)
+    frames = (assign_split_by_hash(frames, split.ratios, split.seed) if split.mode == "hash"
+              else assign_split_from_values(frames, split.values if split.mode == "column" else split.files))
+    if config.images.check_exists:
+        frames = add_image_exists(frames).withColumn("frame_reason", F.coalesce(
+            "frame_reason", F.when(~F.col("image_exists"), F.lit(R.IMAGE_MISSING)))).drop("image_exists")
+    frames = frames.drop("hint", "hints").persist()
+
+    boxes = ann.join(frames.select("frame_id", "key", "width", "height", "split", "frame_reason"),
+                     on="frame_id", how="left")
+    boxes = boxes.withColumn("frame_reason", F.when(~is_safe_frame_id(F.col("frame_id")), F.lit(R.UNSAFE_FRAME_ID))
+                             .when(F.col("key").isNull(), F.lit(R.FRAME_NOT_IN_MANIFEST))
+                             .otherwise(F.col("frame_reason")))
+    boxes = label_line(assign_reason(to_yolo_boxes(boxes, ann_cfg.box_format))).persist()
+
+    plan = Plan(annotations=boxes, frames=frames)
+    per_frame = plan.valid_boxes().groupBy("frame_id").agg(
+        F.count(F.lit(1)).alias("box_count"),
+        F.concat_ws("\n", F.array_sort(F.collect_list("line"))).alias("labels"))
+    annotated = ann.select("frame_id").where(F.col("frame_id").isNotNull()).distinct() \
+        .withColumn("annotated", F.lit(True))
+    full = (frames.join(per_frame, on="frame_id", how="left").join(annotated, on="frame_id", how="left")
+            .fillna({"box_count": 0, "labels": "", "annotated": False}))
+    plan.frames = frame_status(full, config.background.policy, config.background.fraction, split.seed).persist()
+    return plan

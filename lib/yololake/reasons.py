@@ -1,0 +1,18 @@
+"""Reason codes for quarantined annotation rows (and skipped frames). Stable strings: users filter on them."""
+
+# Frame-level: every annotation row of such a frame is quarantined with the frame's reason.
+UNSAFE_FRAME_ID = "unsafe_frame_id"              # could place a file outside the output root
+FRAME_NOT_IN_MANIFEST = "frame_not_in_manifest"
+AMBIGUOUS_FRAME_ID = "ambiguous_frame_id"        # manifest lists it twice, or two ids share one file key
+INVALID_IMAGE_SIZE = "invalid_image_size"        # width/height missing, non-numeric or not positive
+UNSUPPORTED_IMAGE_FORMAT = "unsupported_image_format"  # YOLOv5 would skip the image
+IMAGE_MISSING = "image_missing"
+UNKNOWN_SPLIT = "unknown_split"                  # split column/file value is not mapped to train/val/test
+CONFLICTING_SPLIT = "conflicting_split"          # rows of one frame name different splits
+
+# Row-level.
+UNKNOWN_CLASS = "unknown_class"
+NULL_COORDINATE = "null_coordinate"
+NON_NUMERIC_COORDINATE = "non_numeric_coordinate"
+BOX_OUTSIDE_IMAGE = "box_outside_image"
+ZERO_AREA = "zero_area"                          # no area left after clipping to the image

@@ -1,0 +1,107 @@
+"""Annotation rows -> validated, normalised YOLO boxes. Pure DataFrame -> DataFrame, Spark expressions only."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from yololake import reasons as R
+from yololake.readers import SOURCE_FILE
+
+COORDS = ("b0", "b1", "b2", "b3")
+DECIMALS = 6
+
+
+def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
+                            box_columns: Sequence[str], extra_columns: Sequence[str] = ()) -> DataFrame:
+    """Select the standard annotation schema; keep the original row as JSON for the quarantine.
+
+    Coordinates are parsed with try_cast so "abc" becomes a reason code, not a crash; NaN and
+    infinities count as non-numeric.
+    """
+    missing = [c for c in (frame_column, class_column, *box_columns, *extra_columns) if c not in df.columns]
+    if missing:
+        raise KeyError(f"annotation column(s) {', '.join(missing)} not found; the table has: "
+                       f"{', '.join(c for c in df.columns if c != SOURCE_FILE)}. Fix the config's column names")
+    original = [F.col(f"`{c}`") for c in df.columns if c != SOURCE_FILE]
+    coords = []
+    for name, source in zip(COORDS, box_columns):
+        raw = F.col(f"`{source}`")
+        value = raw.cast("string").try_cast("double")
+        finite = value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
+        coords += [F.when(finite, value).alias(name), raw.isNull().alias(f"{name}_null")]
+    return df.select(
+        F.col(f"`{frame_column}`").cast("string").alias("frame_id"),
+        F.trim(F.col(f"`{class_column}`").cast("string")).alias("class_raw"),
+        *coords,
+        *[F.col(f"`{c}`").alias(f"_x_{c}") for c in extra_columns],
+        F.col(SOURCE_FILE),
+        F.to_json(F.struct(*original)).alias("source_row"),
+    )
+
+
+def map_classes(df: DataFrame, source_to_id: Mapping[str, int]) -> DataFrame:
+    """Add `cls`: the YOLO class id of `class_raw`, null when the value is not in the class map."""
+    pairs = [item for source, cid in source_to_id.items() for item in (F.lit(source), F.lit(cid))]
+    return df.withColumn("cls", F.create_map(*pairs)[F.col("class_raw")])
+
+
+def _corners(box_format: str, width: Column, height: Column) -> tuple[Column, Column, Column, Column]:
+    """Box columns b0..b3 -> normalised corners (x1, y1, x2, y2), not yet ordered or clipped."""
+    b0, b1, b2, b3 = (F.col(c) for c in COORDS)
+    if box_format == "xyxy_pixel":
+        return b0 / width, b1 / height, b2 / width, b3 / height
+    if box_format == "xywh_pixel":
+        return b0 / width, b1 / height, (b0 + b2) / width, (b1 + b3) / height
+    if box_format == "cxcywh_normalized":
+        return b0 - b2 / 2, b1 - b3 / 2, b0 + b2 / 2, b1 + b3 / 2
+    raise ValueError(f"unknown box format {box_format!r}")
+
+
+def to_yolo_boxes(df: DataFrame, box_format: str) -> DataFrame:
+    """Add normalised, clipped YOLO columns cx, cy, w, h (rounded to 6 decimals) and `box_reason`.
+
+    Swapped corners are reordered (the seed's abs() does the same); boxes partly outside the image are
+    clipped to it; boxes fully outside, or with no area left after clipping and rounding, get a reason.
+    Needs columns b0..b3 (+ b*_null), width, height.
+    """
+    x1, y1, x2, y2 = _corners(box_format, F.col("width").cast("double"), F.col("height").cast("double"))
+    lo_x, hi_x, lo_y, hi_y = F.least(x1, x2), F.greatest(x1, x2), F.least(y1, y2), F.greatest(y1, y2)
+    cx1, cx2 = F.greatest(lo_x, F.lit(0.0)), F.least(hi_x, F.lit(1.0))
+    cy1, cy2 = F.greatest(lo_y, F.lit(0.0)), F.least(hi_y, F.lit(1.0))
+    w, h = F.round(cx2 - cx1, DECIMALS), F.round(cy2 - cy1, DECIMALS)
+    any_null = F.lit(False)
+    any_bad = F.lit(False)
+    for c in COORDS:
+        any_null = any_null | F.col(f"{c}_null")
+        any_bad = any_bad | F.col(c).isNull()
+    reason = (F.when(any_null, F.lit(R.NULL_COORDINATE))
+              .when(any_bad, F.lit(R.NON_NUMERIC_COORDINATE))
+              .when((hi_x <= 0) | (lo_x >= 1) | (hi_y <= 0) | (lo_y >= 1), F.lit(R.BOX_OUTSIDE_IMAGE))
+              .when((w <= 0) | (h <= 0), F.lit(R.ZERO_AREA)))
+    return df.select(
+        "*",
+        F.round((cx1 + cx2) / 2, DECIMALS).alias("cx"),
+        F.round((cy1 + cy2) / 2, DECIMALS).alias("cy"),
+        w.alias("w"),
+        h.alias("h"),
+        reason.alias("box_reason"),
+    )
+
+
+def label_line(df: DataFrame) -> DataFrame:
+    """Add `line`: the YOLO label row "<cls> <cx> <cy> <w> <h>" with 6 decimals (Spark formats with Locale.US)."""
+    return df.withColumn("line", F.format_string("%d %.6f %.6f %.6f %.6f", "cls", "cx", "cy", "w", "h"))
+
+
+def assign_reason(df: DataFrame) -> DataFrame:
+    """Combine frame-level, class and box reasons into one `reason` (first that applies), null when valid."""
+    return df.withColumn(
+        "reason",
+        F.coalesce(
+            F.col("frame_reason"),
+            F.when(F.col("cls").isNull(), F.lit(R.UNKNOWN_CLASS)),
+            F.col("box_reason"),
+        ),
+    )
