@@ -303,8 +303,9 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    data = apply_overrides(data, overrides)  # its errors name the --set item, not the file
     try:
-        return parse_config(apply_overrides(data, overrides))
+        return parse_config(data)
     except ConfigError as exc:
         raise ConfigError(f"config {path}: {exc}") from None
 

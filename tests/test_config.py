@@ -1,0 +1,111 @@
+"""Config loading: typed values, and one exact, actionable message per mistake."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from yololake.build_dataset import main
+from yololake.config import ConfigError, load_config, parse_config
+
+MINIMAL = {"classes": {"names": ["car", "truck"]}, "split": {"column": "video_id"}}
+
+
+def _with(**sections):
+    return {**MINIMAL, **sections}
+
+
+def _error(data) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    return str(info.value)
+
+
+def test_repo_configs_load():
+    root = Path(__file__).resolve().parents[1] / "conf"
+    for path in sorted(root.glob("*.yaml")):
+        config = load_config(path)
+        assert config.classes.names, path
+
+
+def test_minimal_config_gets_defaults():
+    config = parse_config(MINIMAL)
+    assert config.output.frames_per_shard == 10_000
+    assert config.images.mode == "link"
+    assert config.annotations.box_format == "xyxy_pixel"
+    assert config.classes.source_to_id() == {"car": 0, "truck": 1}
+
+
+def test_class_map_keys_are_text_and_order_is_the_yolo_id():
+    config = parse_config(_with(classes={"names": ["car", "truck"], "map": {1: "car", 2: "truck", 7: "car"}}))
+    assert config.classes.source_to_id() == {"1": 0, "2": 1, "7": 0}
+
+
+@pytest.mark.parametrize("data, message", [
+    (_with(colour="red"),
+     "colour: unknown key; allowed here: classes, annotations, frames, images, image_size, split, background, "
+     "output, quarantine, spark"),
+    (_with(output={"frames_per_shard": 0}), "output.frames_per_shard: must be at least 1, got 0"),
+    (_with(output={"frames_per_shard": "many"}), "output.frames_per_shard: must be a whole number, got 'many'"),
+    (_with(output={"frame_per_shard": 5}), "output.frame_per_shard: unknown key; allowed here: frames_per_shard"),
+    (_with(annotations={"box_format": "xyxy"}),
+     "annotations.box_format: 'xyxy' is not one of xyxy_pixel, xywh_pixel, cxcywh_normalized"),
+    (_with(annotations={"box_columns": ["a", "b", "c"]}),
+     "annotations.box_columns: needs 4 distinct column names, got ['a', 'b', 'c']"),
+    (_with(images={"mode": "hardlink"}), "images.mode: 'hardlink' is not one of link, copy"),
+    (_with(split={"column": "v", "ratios": {"train": 0.8, "val": 0.1}}),
+     "split.ratios: must sum to 1, got 0.9 from {'train': 0.8, 'val': 0.1}"),
+    (_with(split={"column": "v", "ratios": {"train": 0.9, "dev": 0.1}}),
+     "split.ratios: 'dev' is not one of train, val, test"),
+    (_with(split={"mode": "column"}), "split.column: is required with mode column"),
+    (_with(split={"mode": "source_file"}),
+     "split.files: is required with mode source_file: map each annotation file name to a split"),
+    (_with(classes={"names": ["car"], "map": {"1": "bus"}}),
+     "classes.map.1: maps to 'bus', which is not in classes.names ['car']"),
+    (_with(classes={"names": ["car", "car"]}), "classes.names: names must be unique, repeated: car"),
+    ({"split": {"column": "v"}}, "classes: is required"),
+    (_with(quarantine={"max_fraction": 1.5}), "quarantine.max_fraction: must be between 0 and 1, got 1.5"),
+    (_with(background={"policy": "some"}), "background.policy: 'some' is not one of keep, drop, sample"),
+    (_with(images={"check_exists": "yes"}), "images.check_exists: must be true or false, got 'yes'"),
+    ([1, 2], "config: must be a mapping of keys, got [1, 2]"),
+])
+def test_config_errors_are_exact(data, message):
+    assert _error(data) == message
+
+
+def test_load_config_names_the_file_and_applies_overrides(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text(textwrap.dedent("""\
+        classes: {names: [car]}
+        split: {column: video_id}
+        output: {frames_per_shard: 10}
+    """))
+    config = load_config(path, ["output.frames_per_shard=500", "images.mode=copy"])
+    assert config.output.frames_per_shard == 500 and config.images.mode == "copy"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["output.frames_per_shard=-1"])
+    assert str(info.value) == f"config {path}: output.frames_per_shard: must be at least 1, got -1"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["frames_per_shard"])
+    assert str(info.value) == ("--set 'frames_per_shard': expected KEY=VALUE, "
+                               "e.g. output.frames_per_shard=500")
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("classes: [unclosed\n")
+    with pytest.raises(ConfigError, match=rf"^config {bad} is not valid YAML: "):
+        load_config(bad)
+    with pytest.raises(ConfigError, match=r"^cannot read config .*nope.yaml: No such file or directory$"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_job_exits_with_one_line_before_spark_starts(tmp_path, capsys):
+    path = tmp_path / "job.yaml"
+    path.write_text("classes: {names: [car]}\nsplit: {column: v, seed: x}\n")
+    code = main(["--config", str(path), "--annotations", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1] == f"build_dataset: error: config {path}: split.seed: must be a whole number, got 'x'"
+    assert not (tmp_path / "out").exists()
