@@ -31,3 +31,20 @@ def sample_lake(tmp_path_factory):
 
     root = str(tmp_path_factory.mktemp("lake"))
     return root, generate(root)
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(spark, sample_lake, tmp_path_factory):
+    """The build-dataset job run once on the sample lake with conf/demo.yaml: (out, summary, planted, lake)."""
+    from pathlib import Path
+
+    from yololake.build_dataset import run
+    from yololake.config import load_config
+    from yololake.pipeline import JobInputs
+
+    lake, planted = sample_lake
+    out = str(tmp_path_factory.mktemp("demo") / "deep" / "out")
+    config = load_config(Path(__file__).resolve().parents[1] / "conf" / "demo.yaml")
+    inputs = JobInputs((f"{lake}/annotations",), (f"{lake}/frames",), lake)
+    summary = run(spark, config, inputs, out)
+    return out, summary, planted, lake
