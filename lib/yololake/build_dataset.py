@@ -161,7 +161,8 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("yololake").setLevel(logging.INFO)  # our progress lines; py4j and others stay quiet
     args = parse_args(argv)
     try:
         config = load_config(args.config, args.overrides)

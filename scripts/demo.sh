@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up .venv/, generate a sample data lake under demo/, and turn it into a YOLOv5 dataset with spark-submit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/setup_venv.sh"
+cd "$ROOT"
+PY="$ROOT/.venv/bin/python"
+
+rm -rf demo
+"$PY" scripts/make_sample_lake.py --out demo/lake
+
+export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
+.venv/bin/spark-submit --master 'local[2]' \
+    --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
+    jobs/build_dataset.py --config conf/demo.yaml \
+    --annotations demo/lake/annotations --frames demo/lake/frames --images demo/lake \
+    --out demo/dataset --overwrite
+
+yolov5_dir="$("$PY" -c 'import importlib.util as u; print(u.find_spec("yolov5").submodule_search_locations[0])' 2>/dev/null || true)"
+echo
+echo "dataset YAML: $ROOT/demo/dataset/dataset.yaml"
+echo "train it (CPU, from scratch, 1 epoch):" \
+    "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 .venv/bin/python -m yolov5.train --data $ROOT/demo/dataset/dataset.yaml" \
+    "--weights '' --cfg ${yolov5_dir:-<yolov5 package>}/models/yolov5n.yaml --img 160 --epochs 1 --batch-size 16 --device cpu"
