@@ -81,7 +81,9 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
     split_counts = {r["split"]: r["count"] for r in to_write.groupBy("split").count().collect()}
     buckets = shard_buckets(split_counts, config.output.frames_per_shard)
     sharded = assign_shards(to_write, buckets, config.output.frames_per_shard).persist()
+    # About one task per shard: an explicit partition count, which adaptive execution does not coalesce.
     shards = (sharded.select("split", "shard", "key", "ext", "image_uri", "labels", "box_count")
+              .repartition(max(1, sum(buckets.values())), "split", "shard")
               .groupBy("split", "shard")
               .applyInPandas(shard_writer(root, config.images.mode), SHARD_SCHEMA)
               .orderBy("split", "shard").collect())

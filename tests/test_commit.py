@@ -1,0 +1,168 @@
+"""Commit behaviour: task retries (real local[2,4] retries), duplicate attempts, failed runs, reruns."""
+from __future__ import annotations
+
+import dataclasses
+import filecmp
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from yololake.build_dataset import QuarantineThresholdError, main, run
+from yololake.config import load_config
+from yololake.output_dir import OutputExistsError
+from yololake.pipeline import JobInputs
+from yololake.shard_writer import make_shard_writer, write_shard
+
+pytestmark = pytest.mark.slow
+CONF = Path(__file__).resolve().parents[1] / "conf" / "demo.yaml"
+
+
+def _config(frames_per_shard=8, **quarantine):
+    config = load_config(CONF)
+    return dataclasses.replace(
+        config, output=dataclasses.replace(config.output, frames_per_shard=frames_per_shard),
+        quarantine=dataclasses.replace(config.quarantine, **quarantine))
+
+
+def _inputs(lake):
+    return JobInputs((f"{lake}/annotations",), (f"{lake}/frames",), lake)
+
+
+def _published(out):
+    """Everything a reader uses, as {relative path: bytes or link target}; run-specific files left out."""
+    tree = {}
+    for folder, dirs, files in os.walk(out):
+        rel = os.path.relpath(folder, out)
+        if rel.split(os.sep)[0] in ("index", "quarantine"):
+            continue  # Spark part files carry a per-run id in their names
+        for name in files:
+            path = os.path.join(folder, name)
+            if rel == "." and name in ("_SUCCESS", "_yololake_run.json", "stats.json", "dataset.yaml"):
+                continue
+            tree[os.path.join(rel, name)] = os.readlink(path) if os.path.islink(path) else Path(path).read_bytes()
+    return tree
+
+
+@pytest.fixture(scope="module")
+def clean_run(spark, sample_lake, tmp_path_factory):
+    lake, _ = sample_lake
+    out = str(tmp_path_factory.mktemp("clean") / "out")
+    summary = run(spark, _config(), _inputs(lake), out)
+    return out, summary
+
+
+def test_failed_first_attempts_are_retried_into_identical_output(spark, sample_lake, clean_run, tmp_path):
+    """Every shard's first attempt publishes half the shard, then dies mid-write; Spark retries it."""
+    lake, _ = sample_lake
+    clean_out, clean_summary = clean_run
+    attempts_log = tmp_path / "attempts"
+    attempts_log.mkdir()
+
+    def flaky_writer(out_root, images_mode):
+        real = make_shard_writer(out_root, images_mode)
+
+        def writer(frames: pd.DataFrame) -> pd.DataFrame:
+            from pyspark import TaskContext
+
+            attempt = TaskContext.get().attemptNumber()
+            shard = f"{frames['split'].iloc[0]}-{frames['shard'].iloc[0]}"
+            (attempts_log / f"{shard}.{attempt}").touch()
+            if attempt == 0:
+                real(frames.iloc[: len(frames) // 2])          # a partial shard, published
+                broken = frames.copy()
+                broken.iloc[-1, broken.columns.get_loc("key")] = "../escape"
+                real(broken)                                    # dies after writing part of its files
+            return real(frames)
+        return writer
+
+    out = str(tmp_path / "out")
+    summary = run(spark, _config(), _inputs(lake), out, shard_writer=flaky_writer)
+    first = {p.name for p in attempts_log.iterdir() if p.suffix == ".0"}
+    retried = {p.name for p in attempts_log.iterdir() if p.suffix == ".1"}
+    # Each task's first attempt died on its first shard; the retry wrote all of its shards.
+    assert len(first) >= 3
+    assert {n[:-2] for n in first} <= {n[:-2] for n in retried}
+    assert len(retried) == sum(s["shards"] for s in clean_summary["by_split"].values())
+    assert summary["boxes_written"] == clean_summary["boxes_written"]
+    assert _published(out) == _published(clean_out)
+    assert not any(name.startswith(".") and not name.endswith(".crc")
+                   for _, dirs, files in os.walk(out) for name in dirs + files)
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_a_duplicate_late_attempt_leaves_one_identical_copy(tmp_path, sample_lake):
+    lake, _ = sample_lake
+    frames = pd.DataFrame({
+        "split": ["train"] * 3, "shard": ["00007"] * 3, "key": ["b", "a", "c"], "ext": ["jpg"] * 3,
+        "image_uri": [f"{lake}/images/v00/v00_000{i}.jpg" for i in range(3)],
+        "labels": ["0 0.5 0.5 0.1 0.1", "", "1 0.2 0.2 0.1 0.1\n2 0.3 0.3 0.1 0.1"], "box_count": [1, 0, 2],
+    })
+    first = write_shard(frames, str(tmp_path), "link")
+    snapshot = _published(str(tmp_path))
+    second = write_shard(frames.sample(frac=1, random_state=1), str(tmp_path), "link")  # the late duplicate
+    assert first.equals(second)
+    assert _published(str(tmp_path)) == snapshot
+    assert sorted(os.listdir(tmp_path / "labels" / "train")) == ["00007"]
+    assert sorted(os.listdir(tmp_path / "labels" / "train" / "00007")) == ["a.txt", "b.txt", "c.txt"]
+    assert (tmp_path / "_lists" / "train" / "00007.txt").read_text() == (
+        "./images/train/00007/a.jpg\n./images/train/00007/b.jpg\n./images/train/00007/c.jpg\n")
+    assert first.iloc[0].to_dict() | {"sha256": ""} == {
+        "split": "train", "shard": "00007", "frames": 3, "boxes": 3, "background": 1,
+        "label_bytes": len("0 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n2 0.3 0.3 0.1 0.1\n"), "sha256": ""}
+
+
+def test_a_failed_run_commits_nothing_and_a_rerun_completes(spark, sample_lake, clean_run, tmp_path):
+    lake, _ = sample_lake
+
+    def always_failing(out_root, images_mode):
+        def writer(frames):
+            raise OSError("disk on fire")
+        return writer
+
+    out = str(tmp_path / "out")
+    with pytest.raises(Exception, match="disk on fire"):
+        run(spark, _config(), _inputs(lake), out, shard_writer=always_failing)
+    assert not any(os.path.exists(os.path.join(out, name))
+                   for name in ("_SUCCESS", "dataset.yaml", "train.txt", "val.txt", "stats.json"))
+    run(spark, _config(), _inputs(lake), out)  # no --overwrite needed: the failed run was ours
+    assert os.path.exists(os.path.join(out, "_SUCCESS"))
+    assert _published(out) == _published(clean_run[0])
+
+
+def test_rerun_into_a_committed_dataset_is_refused_unless_overwrite(spark, sample_lake, clean_run, tmp_path, capsys):
+    lake, _ = sample_lake
+    out, _ = clean_run
+    before = _published(out)
+    args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
+            "--images", lake, "--out", out, "--set", "output.frames_per_shard=8"]
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"build_dataset: error: --out {out} already holds a committed dataset (_SUCCESS exists); "
+        "pass --overwrite to replace it, or choose another --out")
+    assert _published(out) == before
+    assert main(args + ["--overwrite"]) == 0
+    assert _published(out) == before
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(OutputExistsError, match="is not empty and was not written by yololake"):
+        run(spark, _config(), _inputs(lake), str(foreign), overwrite=True)
+    assert os.listdir(foreign) == ["thesis.tex"]
+
+
+def test_too_much_quarantine_fails_with_one_line_and_commits_nothing(spark, sample_lake, tmp_path, capsys):
+    lake, planted = sample_lake
+    out = tmp_path / "out"
+    args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
+            "--images", lake, "--out", str(out), "--set", "quarantine.max_fraction=0.01"]
+    assert main(args) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    bad = sum(planted["quarantined_by_reason"].values())
+    assert line.startswith(f"build_dataset: error: {bad} of {planted['rows']} annotation rows ")
+    assert "above quarantine.max_fraction 1.0%; nothing was committed" in line
+    assert sorted(p.name for p in out.iterdir()) == ["_yololake_run.json", "quarantine"]  # left to inspect
+    with pytest.raises(QuarantineThresholdError):
+        run(spark, _config(max_fraction=0.0), _inputs(lake), str(out))
