@@ -53,7 +53,7 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
      "annotations.box_format: 'xyxy' is not one of xyxy_pixel, xywh_pixel, cxcywh_normalized"),
     (_with(annotations={"box_columns": ["a", "b", "c"]}),
      "annotations.box_columns: needs 4 distinct column names, got ['a', 'b', 'c']"),
-    (_with(images={"mode": "hardlink"}), "images.mode: 'hardlink' is not one of link, copy"),
+    (_with(images={"mode": "hardlink"}), "images.mode: 'hardlink' is not one of link, copy, none"),
     (_with(split={"column": "v", "ratios": {"train": 0.8, "val": 0.1}}),
      "split.ratios: must sum to 1, got 0.9 from {'train': 0.8, 'val': 0.1}"),
     (_with(split={"column": "v", "ratios": {"train": 0.9, "dev": 0.1}}),

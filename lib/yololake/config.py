@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 BOX_FORMATS = ("xyxy_pixel", "xywh_pixel", "cxcywh_normalized")
-IMAGE_MODES = ("link", "copy")
+IMAGE_MODES = ("link", "copy", "none")
 TABLE_FORMATS = ("auto", "parquet", "csv", "json")
 SPLIT_MODES = ("hash", "column", "source_file")
 SPLITS = ("train", "val", "test")
@@ -75,7 +75,8 @@ class FramesConfig(TableConfig):
 @dataclass(frozen=True)
 class ImagesConfig:
     mode: str = "link"
-    """link: symlink to the source image (fast, source must stay put); copy: a real copy."""
+    """link: symlink to the source image (fast, source must stay put); copy: a real copy;
+    none: labels and lists only (benchmarks, or images staged by other means)."""
     extension: str = "jpg"
     """Extension added to frame ids that carry none, when image paths come from --images."""
     check_exists: bool = True

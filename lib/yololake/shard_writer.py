@@ -64,7 +64,8 @@ def write_shard(frames: pd.DataFrame, out_root: str, images_mode: str) -> pd.Dat
         with open(_safe_child(os.path.join(dirs["labels"], tag), f"{key}.txt"), "wb") as f:
             f.write(data)
         image_name = f"{key}.{ext}"
-        place_image(image_uri, _safe_child(os.path.join(dirs["images"], tag), image_name), images_mode)
+        if images_mode != "none":
+            place_image(image_uri, _safe_child(os.path.join(dirs["images"], tag), image_name), images_mode)
         digest.update(f"{key}\0".encode() + data + b"\0")
         label_bytes += len(data)
         lines.append(f"./images/{split}/{shard}/{image_name}\n")
