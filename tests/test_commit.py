@@ -14,7 +14,9 @@ from yololake.build_dataset import QuarantineThresholdError, main, run
 from yololake.config import load_config
 from yololake.output_dir import OutputExistsError
 from yololake.pipeline import JobInputs
-from yololake.shard_writer import make_shard_writer, write_shard
+from yololake.shard_writer import ShardSpec, make_shard_writer, write_shard
+from yololake.storage import Store
+from yololake.config import StorageConfig
 
 pytestmark = pytest.mark.slow
 CONF = Path(__file__).resolve().parents[1] / "conf" / "demo.yaml"
@@ -36,8 +38,6 @@ def _published(out):
     tree = {}
     for folder, dirs, files in os.walk(out):
         rel = os.path.relpath(folder, out)
-        if rel.split(os.sep)[0] in ("index", "quarantine"):
-            continue  # Spark part files carry a per-run id in their names
         for name in files:
             path = os.path.join(folder, name)
             if rel == "." and name in ("_SUCCESS", "_yololake_run.json", "stats.json", "dataset.yaml"):
@@ -61,8 +61,8 @@ def test_failed_first_attempts_are_retried_into_identical_output(spark, sample_l
     attempts_log = tmp_path / "attempts"
     attempts_log.mkdir()
 
-    def flaky_writer(out_root, images_mode):
-        real = make_shard_writer(out_root, images_mode)
+    def flaky_writer(spec):
+        real = make_shard_writer(spec)
 
         def writer(frames: pd.DataFrame) -> pd.DataFrame:
             from pyspark import TaskContext
@@ -99,10 +99,12 @@ def test_a_duplicate_late_attempt_leaves_one_identical_copy(tmp_path, sample_lak
         "split": ["train"] * 3, "shard": ["00007"] * 3, "key": ["b", "a", "c"], "ext": ["jpg"] * 3,
         "image_uri": [f"{lake}/images/v00/v00_000{i}.jpg" for i in range(3)],
         "labels": ["0 0.5 0.5 0.1 0.1", "", "1 0.2 0.2 0.1 0.1\n2 0.3 0.3 0.1 0.1"], "box_count": [1, 0, 2],
+        "frame_id": ["b", "a", "c"], "width": [96] * 3, "height": [64] * 3, "status": ["labeled"] * 3,
     })
-    first = write_shard(frames, str(tmp_path), "link")
+    spec = ShardSpec(Store(str(tmp_path), StorageConfig()), "link")
+    first = write_shard(frames, spec)
     snapshot = _published(str(tmp_path))
-    second = write_shard(frames.sample(frac=1, random_state=1), str(tmp_path), "link")  # the late duplicate
+    second = write_shard(frames.sample(frac=1, random_state=1), spec)  # the late duplicate
     assert first.equals(second)
     assert _published(str(tmp_path)) == snapshot
     assert sorted(os.listdir(tmp_path / "labels" / "train")) == ["00007"]
@@ -111,13 +113,14 @@ def test_a_duplicate_late_attempt_leaves_one_identical_copy(tmp_path, sample_lak
         "./images/train/00007/a.jpg\n./images/train/00007/b.jpg\n./images/train/00007/c.jpg\n")
     assert first.iloc[0].to_dict() | {"sha256": ""} == {
         "split": "train", "shard": "00007", "frames": 3, "boxes": 3, "background": 1,
-        "label_bytes": len("0 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n2 0.3 0.3 0.1 0.1\n"), "sha256": ""}
+        "label_bytes": len("0 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n2 0.3 0.3 0.1 0.1\n"), "sha256": "",
+        "object": "labels/train/00007/", "object_bytes": None, "object_sha256": None, "error": None}
 
 
 def test_a_failed_run_commits_nothing_and_a_rerun_completes(spark, sample_lake, clean_run, tmp_path):
     lake, _ = sample_lake
 
-    def always_failing(out_root, images_mode):
+    def always_failing(spec):
         def writer(frames):
             raise OSError("disk on fire")
         return writer

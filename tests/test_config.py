@@ -45,10 +45,14 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
 @pytest.mark.parametrize("data, message", [
     (_with(colour="red"),
      "colour: unknown key; allowed here: classes, annotations, frames, images, image_size, split, background, "
-     "output, quarantine, spark"),
+     "output, quarantine, storage, spark"),
     (_with(output={"frames_per_shard": 0}), "output.frames_per_shard: must be at least 1, got 0"),
     (_with(output={"frames_per_shard": "many"}), "output.frames_per_shard: must be a whole number, got 'many'"),
-    (_with(output={"frame_per_shard": 5}), "output.frame_per_shard: unknown key; allowed here: frames_per_shard"),
+    (_with(output={"frame_per_shard": 5}),
+     "output.frame_per_shard: unknown key; allowed here: frames_per_shard, layout, archive_images"),
+    (_with(output={"layout": "zip"}), "output.layout: 'zip' is not one of files, shard_archive"),
+    (_with(output={"archive_images": True}), "output.archive_images: needs layout: shard_archive"),
+    (_with(storage={"max_attempts": 0}), "storage.max_attempts: must be at least 1, got 0"),
     (_with(annotations={"box_format": "xyxy"}),
      "annotations.box_format: 'xyxy' is not one of xyxy_pixel, xywh_pixel, cxcywh_normalized"),
     (_with(annotations={"box_columns": ["a", "b", "c"]}),

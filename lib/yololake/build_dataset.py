@@ -21,7 +21,9 @@ from yololake import output_dir
 from yololake.config import ConfigError, JobConfig, load_config
 from yololake.pipeline import JobInputs, Plan, build_plan
 from yololake.readers import InputError
-from yololake.shard_writer import SHARD_SCHEMA, ShardWriter, make_shard_writer
+from yololake.shard_writer import SHARD_SCHEMA, ShardSpec, ShardWriter, make_shard_writer
+from yololake.storage import StorageError, Store
+from yololake.table_writer import write_parquet_parts
 from yololake.spark_session import start_spark
 from yololake.transforms.frames import assign_shards, shard_buckets
 
@@ -55,64 +57,65 @@ def _progress(stage: str, started: float) -> None:
 
 
 def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, overwrite: bool = False,
-        shard_writer: Callable[[str, str], ShardWriter] = make_shard_writer) -> dict:
-    """Run the job into local folder `out`; return the summary (also written as stats.json)."""
+        shard_writer: Callable[[ShardSpec], ShardWriter] = make_shard_writer) -> dict:
+    """Run the job into `out` (a local path or any fsspec URL); return the summary (also stats.json)."""
     started = time.monotonic()
-    root = output_dir.local_out(out)
+    store = Store(out, config.storage)
     plan = build_plan(spark, config, inputs)
     run_id = uuid.uuid4().hex
-    output_dir.claim(root, overwrite, {"run_id": run_id, "inputs": inputs.__dict__, "out": root})
+    output_dir.claim(store, overwrite, {"run_id": run_id, "inputs": inputs.__dict__, "out": store.display()})
 
-    plan.quarantine().write.mode("overwrite").parquet(os.path.join(root, "quarantine"))
+    write_parquet_parts(plan.quarantine(), store, "quarantine")
     reasons = {r["reason"]: r["count"] for r in plan.annotations.groupBy("reason").count().collect()}
     rows_in = sum(reasons.values())
     valid = reasons.pop(None, 0)
     quarantined = sum(reasons.values())
-    _progress("validate + quarantine", started)
+    _progress(f"validate: {rows_in} rows, {quarantined} quarantined", started)
     fraction = quarantined / rows_in if rows_in else 0.0
     if fraction > config.quarantine.max_fraction:
         raise QuarantineThresholdError(
             f"{quarantined} of {rows_in} annotation rows ({fraction:.1%}) were quarantined, above "
             f"quarantine.max_fraction {config.quarantine.max_fraction:.1%}; nothing was committed. Reasons: "
-            f"{json.dumps(reasons, sort_keys=True)}. Inspect {root}/quarantine, fix the input or config, "
-            "or raise the threshold")
+            f"{json.dumps(reasons, sort_keys=True)}. Inspect {store.display('quarantine')}, fix the input or "
+            "config, or raise the threshold")
 
     to_write = plan.frames_to_write()
     split_counts = {r["split"]: r["count"] for r in to_write.groupBy("split").count().collect()}
     buckets = shard_buckets(split_counts, config.output.frames_per_shard)
-    sharded = assign_shards(to_write, buckets, config.output.frames_per_shard).persist()
+    sharded = assign_shards(to_write, buckets, config.output.frames_per_shard)
+    spec = ShardSpec(store, config.images.mode, config.output.layout, config.output.archive_images)
     # About one task per shard: an explicit partition count, which adaptive execution does not coalesce.
-    shards = (sharded.select("split", "shard", "key", "ext", "image_uri", "labels", "box_count")
+    shards = (sharded.select("split", "shard", "key", "ext", "image_uri", "labels", "box_count", "frame_id",
+                             "width", "height", "status")
               .repartition(max(1, sum(buckets.values())), "split", "shard")
               .groupBy("split", "shard")
-              .applyInPandas(shard_writer(root, config.images.mode), SHARD_SCHEMA)
+              .applyInPandas(shard_writer(spec), SHARD_SCHEMA)
               .orderBy("split", "shard").collect())
-    _progress(f"write {len(shards)} shards", started)
+    failed = [s["error"] for s in shards if s["error"]]
+    if failed:
+        raise StorageError(f"{failed[0]} ({len(failed)} shard(s) failed); nothing was committed")
+    _progress(f"write: {len(shards)} shards, {sum(s['frames'] for s in shards)} frames", started)
 
-    (sharded.select("key", "frame_id", "split", "shard", F.col("image_uri").alias("source_image"), "ext",
-                    "width", "height", "box_count", "status")
-     .write.mode("overwrite").parquet(os.path.join(root, "index")))
-    output_dir.sweep_temporaries(root)
+    output_dir.sweep_temporaries(store)
     splits = [s for s in SPLITS if s in ("train", "val") or split_counts.get(s)]
     for split in splits:
-        output_dir.publish_list(root, split)
+        output_dir.publish_list(store, split)
 
     written = sum(s["boxes"] for s in shards)
     duplicates = valid - plan.valid_boxes().count()
-    summary = summarize(plan, config, root, rows_in, written, quarantined, duplicates, reasons, shards)
-    summary["run_id"] = run_id
-    summary["wall_seconds"] = round(time.monotonic() - started, 1)
+    summary = summarize(plan, config, store.display(), rows_in, written, quarantined, duplicates, reasons, shards)
+    summary.update(run_id=run_id, layout=config.output.layout, wall_seconds=round(time.monotonic() - started, 1))
     if rows_in != written + quarantined + duplicates or duplicates < 0:
         raise RuntimeError(f"counts do not reconcile: {rows_in} rows in != {written} written + {quarantined} "
                            f"quarantined + {duplicates} duplicates; nothing was committed")
-    output_dir.write_json(os.path.join(root, "stats.json"), summary)
-    output_dir.write_json(os.path.join(root, "shards.json"), [s.asDict() for s in shards])
-    output_dir.write_text_atomic(os.path.join(root, "dataset.yaml"),
-                                 output_dir.dataset_yaml(root, config.classes.names, splits))
-    output_dir.commit(root, {"run_id": run_id, "frames": summary["frames_written"], "boxes": written})
+    manifest = [{k: v for k, v in s.asDict().items() if k != "error"} for s in shards]
+    store.put("stats.json", output_dir.json_bytes(summary))
+    store.put("shards.json", output_dir.json_bytes(manifest))
+    store.put("dataset.yaml", output_dir.dataset_yaml(store.root if store.local else store.display(),
+                                                      config.classes.names, splits))
+    output_dir.commit(store, {"run_id": run_id, "frames": summary["frames_written"], "boxes": written})
     plan.annotations.unpersist()
     plan.frames.unpersist()
-    sharded.unpersist()
     _progress("commit", started)
     return summary
 
@@ -171,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         inputs = JobInputs(tuple(args.annotations), tuple(args.frames), args.images)
         spark = start_spark("yololake-build-dataset", args.master, config.spark)
         summary = run(spark, config, inputs, args.out, args.overwrite)
-    except (ConfigError, InputError, KeyError, output_dir.OutputExistsError, QuarantineThresholdError) as exc:
+    except (ConfigError, InputError, KeyError, output_dir.OutputExistsError, QuarantineThresholdError,
+            StorageError) as exc:
         print(f"build_dataset: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except Exception as exc:  # one clear line; the traceback only on request

@@ -20,6 +20,7 @@ TABLE_FORMATS = ("auto", "parquet", "csv", "json")
 SPLIT_MODES = ("hash", "column", "source_file")
 SPLITS = ("train", "val", "test")
 BACKGROUND_POLICIES = ("keep", "drop", "sample")
+OUTPUT_LAYOUTS = ("files", "shard_archive")
 
 
 class ConfigError(ValueError):
@@ -172,10 +173,43 @@ class BackgroundConfig:
 class OutputConfig:
     frames_per_shard: int = 10_000
     """Most frames in one shard folder: no folder of a million files."""
+    layout: str = "files"
+    """files: one label file per frame; shard_archive: one tar per shard (labels/<split>/<shard>.tar),
+    about a hundred objects for a million frames instead of a million. The launcher unpacks it."""
+    archive_images: bool = False
+    """shard_archive only: put the images in the shard's tar too (else they follow images.mode)."""
 
     def check(self, key: str) -> None:
         if self.frames_per_shard < 1:
             _fail(f"{key}.frames_per_shard", f"must be at least 1, got {self.frames_per_shard}")
+        _choice(f"{key}.layout", self.layout, OUTPUT_LAYOUTS)
+        if self.archive_images and self.layout != "shard_archive":
+            _fail(f"{key}.archive_images", "needs layout: shard_archive")
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Object-store settings for --out and image URLs. Credentials are not set here: botocore's chain
+    (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance roles) supplies them."""
+
+    endpoint_url: str = ""
+    """S3-compatible endpoint (MinIO, moto). Empty: botocore's AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL / AWS."""
+    region: str = ""
+    profile: str = ""
+    max_attempts: int = 4
+    """botocore attempts per request (standard mode: 500/503/SlowDown/connection errors, with backoff)."""
+    s3fs_retries: int = 2
+    """s3fs's own retry loop around botocore's; the two multiply."""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+
+    def check(self, key: str) -> None:
+        for name in ("max_attempts", "s3fs_retries"):
+            if getattr(self, name) < 1:
+                _fail(f"{key}.{name}", f"must be at least 1, got {getattr(self, name)}")
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(self, name) <= 0:
+                _fail(f"{key}.{name}", f"must be a positive number of seconds, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -199,6 +233,7 @@ class JobConfig:
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     spark: dict[str, str] = field(default_factory=dict)
     """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
 

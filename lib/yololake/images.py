@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 
 import fsspec
@@ -10,22 +11,32 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql.types import BooleanType, StructField, StructType
 
+from yololake.config import StorageConfig
+from yololake.storage import fsspec_options, is_local
+
 
 def _local_path(uri: str) -> str | None:
-    if uri.startswith("file://"):
-        return uri[len("file://"):]
-    return None if "://" in uri else uri
+    return uri.removeprefix("file://") if is_local(uri) else None
 
 
-def image_exists(uri: str) -> bool:
+def image_exists(uri: str, storage: StorageConfig) -> bool:
     local = _local_path(uri)
     if local is not None:
         return os.path.isfile(local)
-    fs, path = fsspec.core.url_to_fs(uri)
+    fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri, storage))
     return fs.isfile(path)
 
 
-def add_image_exists(frames: DataFrame, check_column: str = "frame_reason") -> DataFrame:
+def read_image(uri: str, storage: StorageConfig) -> bytes:
+    local = _local_path(uri)
+    if local is not None:
+        with open(local, "rb") as f:
+            return f.read()
+    fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri, storage))
+    return fs.cat_file(path)
+
+
+def add_image_exists(frames: DataFrame, storage: StorageConfig, check_column: str = "frame_reason") -> DataFrame:
     """Add `image_exists` (boolean) for frames whose `check_column` is null; null for the others.
 
     Runs per partition in Python: a file-system call is the one thing Spark expressions cannot do.
@@ -35,23 +46,25 @@ def add_image_exists(frames: DataFrame, check_column: str = "frame_reason") -> D
     def check(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             todo = batch[check_column].isna()
-            batch["image_exists"] = [image_exists(u) if t and isinstance(u, str) else None
+            batch["image_exists"] = [image_exists(u, storage) if t and isinstance(u, str) else None
                                      for u, t in zip(batch["image_uri"], todo)]
             yield batch
 
     return frames.mapInPandas(check, schema)
 
 
-def place_image(source_uri: str, target: str, mode: str) -> None:
-    """Put the source image at `target`: a symlink to it (mode link) or a byte copy (mode copy)."""
+def place_image(source_uri: str, target: str, mode: str, storage: StorageConfig) -> None:
+    """Put the source image at local path `target`: a symlink to it (mode link) or a byte copy (mode copy)."""
     local = _local_path(source_uri)
     if mode == "link":
         if local is None:
             raise ValueError(f"images.mode link needs images on a local or mounted path, got {source_uri}; "
                              "set images.mode: copy")
-        os.symlink(os.path.abspath(local), target)
+        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+        os.symlink(os.path.abspath(local), tmp)
+        os.replace(tmp, target)
     elif local is not None:
         shutil.copyfile(local, target)
     else:
-        with fsspec.open(source_uri, "rb") as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
+        with open(target, "wb") as f:
+            f.write(read_image(source_uri, storage))

@@ -1,6 +1,8 @@
-"""The output folder's life cycle: claim it, publish the driver-side files, commit with `_SUCCESS` last.
+"""The output root's life cycle: claim it, publish the driver-side files, commit with `_SUCCESS` last.
 
-A reader takes a folder for a dataset only when `_SUCCESS` exists; it is written after everything else.
+A reader takes a folder for a dataset only when `_SUCCESS` exists. It is written after everything else,
+with a create-only write (S3 conditional PUT, O_EXCL locally), so of two runs committing the same output
+exactly one wins.
 """
 from __future__ import annotations
 
@@ -9,10 +11,11 @@ import glob
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterable
 
 import yaml
+
+from yololake.storage import Store
 
 SUCCESS = "_SUCCESS"
 RUN_MARKER = "_yololake_run.json"
@@ -23,82 +26,60 @@ class OutputExistsError(RuntimeError):
     """--out already holds a dataset, or something that is not ours."""
 
 
-def local_out(uri: str) -> str:
-    """The absolute local path of --out (file:// or a plain path)."""
-    if uri.startswith("file://"):
-        uri = uri[len("file://"):]
-    elif "://" in uri:
-        raise OutputExistsError(f"--out {uri}: only local paths and file:// are supported by this version; "
-                                "write to a local or mounted folder")
-    return os.path.abspath(uri)
+def json_bytes(data: object) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def write_json(path: str, data: object) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def claim(root: str, overwrite: bool, run_info: dict) -> None:
-    """Make `root` ours for this run.
+def claim(store: Store, overwrite: bool, run_info: dict) -> None:
+    """Make the root ours for this run.
 
     A committed dataset is refused unless `overwrite`; a failed run of ours is cleared; a non-empty
     folder that is not ours is never touched.
     """
-    if os.path.isdir(root) and os.listdir(root):
-        committed = os.path.exists(os.path.join(root, SUCCESS))
-        ours = committed or os.path.exists(os.path.join(root, RUN_MARKER))
+    names = store.names()
+    if names:
+        committed = SUCCESS in names
         if committed and not overwrite:
-            raise OutputExistsError(f"--out {root} already holds a committed dataset ({SUCCESS} exists); "
-                                    "pass --overwrite to replace it, or choose another --out")
-        if not ours:
-            raise OutputExistsError(f"--out {root} is not empty and was not written by yololake; "
+            raise OutputExistsError(f"--out {store.display()} already holds a committed dataset ({SUCCESS} "
+                                    "exists); pass --overwrite to replace it, or choose another --out")
+        if not (committed or RUN_MARKER in names):
+            raise OutputExistsError(f"--out {store.display()} is not empty and was not written by yololake; "
                                     "choose an empty or new folder")
-        # Uncommit first, so an interrupted clean-up never leaves a folder that looks committed.
-        if committed:
-            os.remove(os.path.join(root, SUCCESS))
-        for name in os.listdir(root):
-            path = os.path.join(root, name)
-            if name == RUN_MARKER:
-                continue
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
-    os.makedirs(root, exist_ok=True)
-    write_json(os.path.join(root, RUN_MARKER),
-               {**run_info, "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        if committed:  # uncommit first: an interrupted clean-up never leaves a folder that looks committed
+            store.remove(SUCCESS)
+        for name in names:
+            if name not in (SUCCESS, RUN_MARKER):
+                store.remove(name)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    store.put(RUN_MARKER, json_bytes({**run_info, "started": started}))
 
 
-def sweep_temporaries(root: str) -> None:
-    """Remove hidden per-attempt folders that a killed task attempt may have left (shard level only)."""
+def sweep_temporaries(store: Store) -> None:
+    """Local only: remove hidden per-attempt folders a killed task attempt may have left (shard level)."""
+    if not store.local:
+        return
     for kind in ("labels", "images"):
-        for stale in glob.glob(os.path.join(glob.escape(root), kind, "*", ".*.tmp-*")):
+        for stale in glob.glob(os.path.join(glob.escape(store.root), kind, "*", ".*.tmp-*")):
             shutil.rmtree(stale, ignore_errors=True)
 
 
-def publish_list(root: str, split: str) -> str:
-    """Concatenate the per-shard list files of `split` (shard order) into `<split>.txt`; stream, no buffering."""
-    target = os.path.join(root, f"{split}.txt")
-    parts = sorted(glob.glob(os.path.join(glob.escape(root), LISTS, split, "*.txt")))
-    tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as out:
-        for part in parts:
-            with open(part, "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 20)
-    os.replace(tmp, target)
-    return target
+def publish_list(store: Store, split: str) -> None:
+    """Concatenate the per-shard list parts of `split` (shard order) into `<split>.txt`, streaming."""
+    with store.open_write(f"{split}.txt") as out:
+        for part in store.names(f"{LISTS}/{split}"):
+            out.write(store.read(f"{LISTS}/{split}/{part}"))
 
 
-def dataset_yaml(root: str, names: Iterable[str], splits: Iterable[str]) -> str:
-    """The YOLOv5 dataset YAML: absolute `path:` (YOLOv5 resolves relative ones against its install dir)."""
+def dataset_yaml(root: str, names: Iterable[str], splits: Iterable[str]) -> bytes:
+    """The YOLOv5 dataset YAML: absolute `path:` (YOLOv5 resolves relative ones against its install dir).
+    For an object-store output the launcher rewrites `path:` to the staged copy."""
     names = list(names)
     doc = {"path": root, **{split: f"{split}.txt" for split in splits}, "nc": len(names), "names": names}
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
-def commit(root: str, summary: dict) -> None:
-    shutil.rmtree(os.path.join(root, LISTS), ignore_errors=True)
-    write_json(os.path.join(root, SUCCESS), summary)
+def commit(store: Store, summary: dict) -> None:
+    store.remove(LISTS)
+    if not store.create_exclusive(SUCCESS, json_bytes(summary)):
+        raise OutputExistsError(f"another run committed --out {store.display()} first ({SUCCESS} exists); "
+                                "this run's files were identical or are superseded; nothing more to do")

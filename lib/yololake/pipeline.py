@@ -122,7 +122,7 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
     frames = (assign_split_by_hash(frames, split.ratios, split.seed) if split.mode == "hash"
               else assign_split_from_values(frames, split.values if split.mode == "column" else split.files))
     if config.images.check_exists:
-        frames = add_image_exists(frames).withColumn("frame_reason", F.coalesce(
+        frames = add_image_exists(frames, config.storage).withColumn("frame_reason", F.coalesce(
             "frame_reason", F.when(~F.col("image_exists"), F.lit(R.IMAGE_MISSING)))).drop("image_exists")
     frames = frames.drop("hint", "hints").persist()
 

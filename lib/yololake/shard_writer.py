@@ -1,88 +1,165 @@
-"""Write one shard (label files, images, list lines) from inside a Spark task.
+"""Write one shard (labels, images, index part, list part) from inside a Spark task.
 
-A shard is written into hidden temporary folders and then renamed into place, so a failed or
-retried attempt never leaves a half-written shard visible, and a retry writes identical bytes.
+What a shard publishes is a pure function of its frames: a retried or duplicate attempt writes the same
+bytes to the same names, so whichever attempt finishes last, readers see identical content. The list
+part goes last: a shard listed is a shard complete. Storage errors that survived the client's retries
+come back as an `error` value instead of an exception, so Spark does not multiply the retries again.
 """
 from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import os
 import shutil
+import tarfile
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from yololake.images import place_image
+from yololake.images import place_image, read_image
+from yololake.storage import StorageError, Store
 
-SHARD_SCHEMA = ("split string, shard string, frames long, boxes long, background long, "
-                "label_bytes long, sha256 string")
+SHARD_SCHEMA = ("split string, shard string, frames long, boxes long, background long, label_bytes long, "
+                "sha256 string, object string, object_bytes long, object_sha256 string, error string")
+INDEX_COLUMNS = ("key", "frame_id", "split", "shard", "source_image", "ext", "width", "height", "box_count",
+                 "status")
 ShardWriter = Callable[[pd.DataFrame], pd.DataFrame]
+_PUT_BATCH = 256  # objects per concurrent batch on an object store
 
 
-def _safe_child(parent: str, name: str) -> str:
-    """parent/name, refusing any name that would leave `parent` (keys are validated before; this is a guard)."""
+@dataclass(frozen=True)
+class ShardSpec:
+    store: Store
+    images_mode: str = "link"
+    layout: str = "files"
+    archive_images: bool = False
+
+
+def safe_name(name: str) -> str:
+    """Refuse any name that could leave its folder (keys are validated before; this is the last guard)."""
     if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
         raise ValueError(f"refusing to write {name!r}: not a plain file name")
-    return os.path.join(parent, name)
+    return name
 
 
-def _publish_dir(tmp: str, final: str) -> None:
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)  # fixed metadata: the archive's bytes depend on the content only
+    info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = len(data), 0, 0o644, 0, 0, "", ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+class _HashingWriter:
+    """A write-only file that hashes and counts what passes through (the manifest's size and checksum)."""
+
+    def __init__(self, raw) -> None:
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.size += len(data)
+        return self.raw.write(data)
+
+
+def _index_part(frames: pd.DataFrame) -> bytes:
+    table = pa.Table.from_pandas(frames.rename(columns={"image_uri": "source_image"})[list(INDEX_COLUMNS)],
+                                 preserve_index=False)
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _write_local_folder(spec: ShardSpec, folder: str, files: dict[str, bytes | str]) -> None:
+    """Local files layout: write into a hidden sibling, then swap it in (a folder rename is atomic)."""
+    parent = os.path.join(spec.store.root, os.path.dirname(folder))
+    name = os.path.basename(folder)
+    for stale in glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)  # an earlier attempt that died before publishing
+    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
+    os.makedirs(tmp)
+    for file_name, content in files.items():
+        target = os.path.join(tmp, safe_name(file_name))
+        if isinstance(content, str):
+            place_image(content, target, spec.images_mode, spec.store.storage)
+        else:
+            with open(target, "wb") as f:
+                f.write(content)
+    final = os.path.join(parent, name)
     if os.path.lexists(final):
         shutil.rmtree(final)
     os.rename(tmp, final)
 
 
-def _atomic_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def _put_batched(store: Store, objects: dict[str, bytes]) -> None:
+    items = list(objects.items())
+    for start in range(0, len(items), _PUT_BATCH):
+        store.put_many(dict(items[start:start + _PUT_BATCH]))
 
 
-def write_shard(frames: pd.DataFrame, out_root: str, images_mode: str) -> pd.DataFrame:
-    """Write the frames of one (split, shard); return its manifest row.
+def _publish(spec: ShardSpec, split: str, shard: str, frames: pd.DataFrame, labels: dict[str, bytes]) -> tuple:
+    store, base = spec.store, f"{split}/{shard}"
+    image_names = {f"{k}.{e}": uri for k, e, uri in zip(frames["key"], frames["ext"], frames["image_uri"])}
+    if spec.layout == "shard_archive":
+        rel = f"labels/{base}.tar"
+        with store.open_write(rel) as raw:
+            sink = _HashingWriter(raw)
+            with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+                for name, data in labels.items():
+                    _tar_member(tar, f"labels/{base}/{name}", data)
+                if spec.archive_images:
+                    for name, uri in image_names.items():
+                        _tar_member(tar, f"images/{base}/{name}", read_image(uri, store.storage))
+        obj = (rel, sink.size, sink.digest.hexdigest())
+    else:
+        if store.local:
+            _write_local_folder(spec, f"labels/{base}", labels)
+        else:
+            _put_batched(store, {f"labels/{base}/{name}": data for name, data in labels.items()})
+        obj = (f"labels/{base}/", None, None)
+    if spec.images_mode != "none" and not spec.archive_images:
+        if store.local:
+            _write_local_folder(spec, f"images/{base}", image_names)
+        elif spec.images_mode == "link":
+            raise StorageError(f"images.mode link needs a local --out, got {store.display()}; "
+                               "set images.mode: copy (or none)")
+        else:
+            _put_batched(store, {f"images/{base}/{n}": read_image(u, store.storage) for n, u in image_names.items()})
+    store.put(f"index/{base}.parquet", _index_part(frames))
+    lines = "".join(f"./images/{base}/{name}\n" for name in image_names)
+    store.put(f"_lists/{split}/{shard}.txt", lines.encode("utf-8"))
+    return obj
 
-    Columns used: split, shard, key, ext, image_uri, labels (text, "" for background), box_count.
+
+def write_shard(frames: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
+    """Write the frames of one (split, shard); return its manifest row (with `error` on a storage failure).
+
+    Columns used: split, shard, key, ext, image_uri, labels (text, "" for background), box_count, and the
+    index columns.
     """
     split, shard = str(frames["split"].iloc[0]), str(frames["shard"].iloc[0])
-    frames = frames.sort_values("key")
-    tag = f".{shard}.tmp-{uuid.uuid4().hex}"
-    dirs = {kind: _safe_child(os.path.join(out_root, kind), split) for kind in ("labels", "images", "_lists")}
-    for kind in ("labels", "images"):
-        # Leftovers of an earlier attempt of this shard that died before publishing.
-        for stale in glob.glob(os.path.join(glob.escape(dirs[kind]), f".{glob.escape(shard)}.tmp-*")):
-            shutil.rmtree(stale, ignore_errors=True)
-        os.makedirs(_safe_child(dirs[kind], tag))
-    os.makedirs(dirs["_lists"], exist_ok=True)
-
-    digest, label_bytes, lines = hashlib.sha256(), 0, []
-    for key, ext, image_uri, labels in zip(frames["key"], frames["ext"], frames["image_uri"], frames["labels"]):
-        text = f"{labels}\n" if labels else ""
-        data = text.encode("utf-8")
-        with open(_safe_child(os.path.join(dirs["labels"], tag), f"{key}.txt"), "wb") as f:
-            f.write(data)
-        image_name = f"{key}.{ext}"
-        if images_mode != "none":
-            place_image(image_uri, _safe_child(os.path.join(dirs["images"], tag), image_name), images_mode)
+    frames = frames.sort_values("key", kind="stable").reset_index(drop=True)
+    digest, labels = hashlib.sha256(), {}
+    for key, text in zip(frames["key"], frames["labels"]):
+        data = f"{text}\n".encode("utf-8") if text else b""
+        labels[f"{safe_name(key)}.txt"] = data
         digest.update(f"{key}\0".encode() + data + b"\0")
-        label_bytes += len(data)
-        lines.append(f"./images/{split}/{shard}/{image_name}\n")
-
-    _publish_dir(os.path.join(dirs["images"], tag), _safe_child(dirs["images"], shard))
-    _publish_dir(os.path.join(dirs["labels"], tag), _safe_child(dirs["labels"], shard))
-    # The list file goes last: a shard listed is a shard complete.
-    _atomic_text(_safe_child(dirs["_lists"], f"{shard}.txt"), "".join(lines))
-    boxes = int(frames["box_count"].sum())
-    return pd.DataFrame([{
-        "split": split, "shard": shard, "frames": len(frames), "boxes": boxes,
-        "background": int((frames["box_count"] == 0).sum()), "label_bytes": label_bytes,
-        "sha256": digest.hexdigest(),
-    }])
+    safe_name(split), safe_name(shard)
+    row = {"split": split, "shard": shard, "frames": len(frames), "boxes": int(frames["box_count"].sum()),
+           "background": int((frames["box_count"] == 0).sum()),
+           "label_bytes": sum(len(d) for d in labels.values()), "sha256": digest.hexdigest(),
+           "object": None, "object_bytes": None, "object_sha256": None, "error": None}
+    try:
+        row["object"], row["object_bytes"], row["object_sha256"] = _publish(spec, split, shard, frames, labels)
+    except (StorageError, OSError) as exc:
+        row["error"] = str(exc) if isinstance(exc, StorageError) else f"shard {split}/{shard}: {exc}"
+    return pd.DataFrame([row])
 
 
-def make_shard_writer(out_root: str, images_mode: str) -> ShardWriter:
+def make_shard_writer(spec: ShardSpec) -> ShardWriter:
     def writer(frames: pd.DataFrame) -> pd.DataFrame:
-        return write_shard(frames, out_root, images_mode)
+        return write_shard(frames, spec)
     return writer

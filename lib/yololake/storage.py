@@ -1,0 +1,190 @@
+"""The output root as an fsspec file system: local paths, file://, s3:// (s3fs), anything fsspec knows.
+
+Every object is written in one step that is either complete or absent: a local file goes through a
+temporary name and a rename, an object store gets a single PUT (or a multipart upload aborted on error).
+Credentials follow botocore's chain (environment, profiles, instance roles) and are never logged.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import fsspec
+
+from yololake.config import StorageConfig
+
+
+class StorageError(RuntimeError):
+    """A storage call failed after its retries; the message names the object, never a credential."""
+
+
+def fsspec_options(url: str, storage: StorageConfig) -> dict:
+    """Storage options for `url`. Retries are set on purpose: s3fs retries wrap botocore's, so they multiply
+    (at most s3fs_retries x max_attempts HTTP attempts per call)."""
+    if not url.startswith(("s3://", "s3a://")):
+        return {}
+    client = {k: v for k, v in (("endpoint_url", storage.endpoint_url), ("region_name", storage.region)) if v}
+    options: dict = {
+        "retries": storage.s3fs_retries,
+        "config_kwargs": {"retries": {"max_attempts": storage.max_attempts, "mode": "standard"},
+                          "connect_timeout": storage.connect_timeout, "read_timeout": storage.read_timeout},
+        "client_kwargs": client,
+    }
+    if storage.profile:
+        options["profile"] = storage.profile
+    return options
+
+
+def is_local(url: str) -> bool:
+    return url.startswith("file://") or "://" not in url
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line reason for a storage exception (botocore messages carry codes, not secrets)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Store:
+    """The output root. Picklable: executors rebuild the file system from (url, storage)."""
+
+    url: str
+    storage: StorageConfig
+
+    def __post_init__(self) -> None:
+        # Resolve a relative local root once, on the driver: executors may run elsewhere.
+        if self.url.startswith("s3a://"):
+            object.__setattr__(self, "url", "s3://" + self.url[len("s3a://"):])
+        elif is_local(self.url):
+            object.__setattr__(self, "url", os.path.abspath(self.url.removeprefix("file://")))
+
+    @property
+    def fs(self) -> fsspec.AbstractFileSystem:
+        return fsspec.core.url_to_fs(self.url, **fsspec_options(self.url, self.storage))[0]
+
+    @property
+    def root(self) -> str:
+        """The root as the file system's own path (absolute local path, or bucket/prefix)."""
+        return fsspec.core.url_to_fs(self.url, **fsspec_options(self.url, self.storage))[1].rstrip("/")
+
+    @property
+    def local(self) -> bool:
+        return is_local(self.url)
+
+    def display(self, rel: str = "") -> str:
+        """The URL of `rel` under the root, for messages."""
+        base = self.url.rstrip("/")
+        return f"{base}/{rel}" if rel else base
+
+    def path(self, rel: str) -> str:
+        return f"{self.root}/{rel}" if rel else self.root
+
+    # Writes ----------------------------------------------------------------------------------------
+    def put(self, rel: str, data: bytes) -> None:
+        path = self.path(rel)
+        try:
+            if self.local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.display(rel)}: {describe_error(exc)}") from None
+
+    def put_many(self, objects: Mapping[str, bytes]) -> None:
+        """Write many small objects; on an object store, concurrently (s3fs batches the PUTs)."""
+        if self.local:
+            for rel, data in objects.items():
+                self.put(rel, data)
+            return
+        try:
+            self.fs.pipe({self.path(rel): data for rel, data in objects.items()})
+        except OSError as exc:
+            raise StorageError(f"cannot write objects under {self.display(os.path.dirname(next(iter(objects))))}: "
+                               f"{describe_error(exc)}") from None
+
+    def create_exclusive(self, rel: str, data: bytes) -> bool:
+        """Write `rel` only if it does not exist yet (S3 conditional PUT, O_EXCL locally); False if it did."""
+        path = self.path(rel)
+        try:
+            if self.local:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+            else:
+                self.fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                return False
+            raise StorageError(f"cannot write {self.display(rel)}: {describe_error(exc)}") from None
+
+    @contextlib.contextmanager
+    def open_write(self, rel: str) -> Iterator:
+        """A streamed write that becomes visible only when the block ends without error."""
+        path = self.path(rel)
+        try:
+            if self.local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                try:
+                    with open(tmp, "wb") as f:
+                        yield f
+                    os.replace(tmp, path)
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
+                return
+            f = self.fs.open(path, "wb")
+            try:
+                yield f
+            except BaseException:
+                f.discard()  # aborts a multipart upload: nothing partial becomes visible
+                raise
+            f.close()
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.display(rel)}: {describe_error(exc)}") from None
+
+    # Reads and housekeeping --------------------------------------------------------------------------
+    def read(self, rel: str) -> bytes:
+        try:
+            return self.fs.cat_file(self.path(rel))
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.display(rel)}: {describe_error(exc)}") from None
+
+    def exists(self, rel: str) -> bool:
+        try:
+            return self.fs.exists(self.path(rel))
+        except OSError as exc:
+            raise StorageError(f"cannot check {self.display(rel)}: {describe_error(exc)}") from None
+
+    def names(self, rel: str = "") -> list[str]:
+        """Names directly under `rel` (a small folder: the root, a split's list parts)."""
+        try:
+            if not self.fs.exists(self.path(rel)):
+                return []
+            return sorted(os.path.basename(p.rstrip("/")) for p in self.fs.ls(self.path(rel), detail=False))
+        except OSError as exc:
+            raise StorageError(f"cannot list {self.display(rel)}: {describe_error(exc)}") from None
+
+    def remove(self, rel: str) -> None:
+        """Remove an object or a whole folder/prefix; absent is fine."""
+        path = self.path(rel)
+        try:
+            if self.local and os.path.islink(path):
+                os.remove(path)
+            elif self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StorageError(f"cannot remove {self.display(rel)}: {describe_error(exc)}") from None
