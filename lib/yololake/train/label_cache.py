@@ -1,0 +1,122 @@
+"""Prebuild YOLOv5's label cache (`train.cache` beside `train.txt`) without opening a single image.
+
+YOLOv5 (utils/dataloaders.py, LoadImagesAndLabels) accepts a cache when its `version` is 0.6 and its
+`hash` equals get_hash(label_files + im_files): sha256 of the total byte size of those files (os.path.getsize,
+which follows image symlinks) followed by all their paths joined. Otherwise it rescans: it opens every
+image with PIL to read its size, which takes hours at millions of images. We write the same dict its
+cache_labels() would: per image `[labels float32 (n, 5), (width, height), segments]`, then `hash`,
+`results` (found, missing, empty, corrupt, total), `msgs`, `version`. Image sizes come from the frame
+index; labels are parsed the way verify_image_label parses them.
+Known difference: YOLOv5 swaps width/height of JPEGs with an EXIF rotation tag; the index holds the
+stored size. A rejected cache only costs YOLOv5's own scan.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pyarrow.parquet as pq
+
+CACHE_VERSION = 0.6
+IMG_FORMATS = ("bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm")
+
+
+def list_images(list_file: str) -> list[str]:
+    """The image paths YOLOv5 derives from a list file (its LoadImagesAndLabels.__init__, one list file)."""
+    parent = os.path.dirname(list_file) + os.sep
+    with open(list_file) as f:
+        lines = f.read().strip().splitlines()
+    files = [x.replace("./", parent, 1) if x.startswith("./") else x for x in lines]
+    return sorted(x.replace("/", os.sep) for x in files if x.split(".")[-1].lower() in IMG_FORMATS)
+
+
+def label_path(image: str) -> str:
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
+
+
+def get_hash(paths: list[str]) -> str:
+    size = sum(os.path.getsize(p) for p in paths if os.path.exists(p))
+    h = hashlib.sha256(str(size).encode())
+    h.update("".join(paths).encode())
+    return h.hexdigest()
+
+
+def read_sizes(dataset_root: str) -> dict[str, tuple[int, int]]:
+    """images/<split>/<shard>/<key>.<ext> -> (width, height), from the frame index."""
+    t = pq.read_table(os.path.join(dataset_root, "index"),
+                      columns=["split", "shard", "key", "ext", "width", "height"]).to_pydict()
+    return {f"images/{sp}/{sh}/{k}.{e}": (int(w), int(h))
+            for sp, sh, k, e, w, h in zip(t["split"], t["shard"], t["key"], t["ext"], t["width"], t["height"])}
+
+
+def _parse_label(args):
+    """(image, label file, (w, h) or None) -> YOLOv5's verify_image_label outcome, image unopened."""
+    im_file, lb_file, shape = args
+    try:
+        if shape is None:
+            raise ValueError("image not in the frame index")
+        if not os.path.exists(im_file):
+            raise FileNotFoundError(f"No such file or directory: '{im_file}'")
+        assert (shape[0] > 9) & (shape[1] > 9), f"image size {shape} <10 pixels"
+        if not os.path.isfile(lb_file):
+            return im_file, np.zeros((0, 5), dtype=np.float32), shape, 1, 0, 0, 0, ""
+        with open(lb_file) as f:
+            lb = [x.split() for x in f.read().strip().splitlines() if len(x)]
+        if any(len(x) > 6 for x in lb):
+            raise ValueError("segment labels are not produced by yololake")
+        lb = np.array(lb, dtype=np.float32)
+        if not len(lb):
+            return im_file, np.zeros((0, 5), dtype=np.float32), shape, 0, 1, 1, 0, ""
+        assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
+        assert (lb >= 0).all(), f"negative label values {lb[lb < 0]}"
+        assert (lb[:, 1:] <= 1).all(), f"non-normalized or out of bounds coordinates {lb[:, 1:][lb[:, 1:] > 1]}"
+        msg = ""
+        _, i = np.unique(lb, axis=0, return_index=True)
+        if len(i) < len(lb):
+            msg = f"WARNING ⚠️ {im_file}: {len(lb) - len(i)} duplicate labels removed"
+            lb = lb[i]
+        return im_file, lb, shape, 0, 1, 0, 0, msg
+    except Exception as e:  # noqa: BLE001 - YOLOv5 counts any failure as a corrupt image/label
+        return None, None, None, 0, 0, 0, 1, f"WARNING ⚠️ {im_file}: ignoring corrupt image/label: {e}"
+
+
+def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]], workers: int = 8) -> dict:
+    """Write `<list file stem>.cache` for `list_file` (as YOLOv5 resolves it) and return its summary.
+
+    Skips writing when a cache with the same hash and version is already there.
+    """
+    list_file = os.path.realpath(list_file)  # YOLOv5 resolves the YAML's paths
+    root = os.path.realpath(dataset_root) + os.sep
+    im_files = list_images(list_file)
+    label_files = [label_path(x) for x in im_files]
+    cache_path = os.path.splitext(list_file)[0] + ".cache"
+    digest = get_hash(label_files + im_files)
+    if os.path.exists(cache_path):
+        try:
+            old = np.load(cache_path, allow_pickle=True).item()
+            if old["version"] == CACHE_VERSION and old["hash"] == digest:
+                return {"path": cache_path, "results": old["results"], "written": False}
+        except Exception:  # noqa: BLE001 - an unreadable old cache is simply replaced
+            pass
+    jobs = [(im, lb, sizes.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None)
+            for im, lb in zip(im_files, label_files)]
+    x, msgs, nm, nf, ne, nc = {}, [], 0, 0, 0, 0
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for im_file, lb, shape, nm_f, nf_f, ne_f, nc_f, msg in pool.map(_parse_label, jobs, chunksize=256):
+            nm, nf, ne, nc = nm + nm_f, nf + nf_f, ne + ne_f, nc + nc_f
+            if im_file:
+                x[im_file] = [lb, shape, []]
+            if msg:
+                msgs.append(msg)
+    x["hash"] = digest
+    x["results"] = nf, nm, ne, nc, len(im_files)
+    x["msgs"] = msgs
+    x["version"] = CACHE_VERSION
+    tmp = f"{cache_path}.tmp-{uuid.uuid4().hex}.npy"
+    np.save(tmp, x)
+    os.replace(tmp, cache_path)
+    return {"path": cache_path, "results": x["results"], "written": True}

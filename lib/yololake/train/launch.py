@@ -1,0 +1,101 @@
+"""Build and run YOLOv5's train.py (directly, or under torchrun), save the run's provenance, report metrics."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import uuid
+
+from yololake.train import yolov5_env
+from yololake.train.args import TrainOptions
+from yololake.train.preflight import torchrun_prefix
+
+METRICS = (("metrics/precision", "precision"), ("metrics/recall", "recall"), ("metrics/mAP_0.5", "mAP50"),
+           ("metrics/mAP_0.5:0.95", "mAP50-95"), ("val/box_loss", "val box loss"))
+
+
+def run_dir(project: str, name: str) -> str:
+    """The run folder, chosen here (exp, exp2, ...) and passed with --exist-ok, so we know where results land."""
+    base = os.path.join(os.path.abspath(project), name)
+    if not os.path.exists(base):
+        return base
+    n = 2
+    while os.path.exists(f"{base}{n}"):
+        n += 1
+    return f"{base}{n}"
+
+
+def train_args(o: TrainOptions, yaml_path: str, cfg: str, weights: str, folder: str) -> list[str]:
+    args = ["--data", yaml_path, "--weights", weights, "--cfg", cfg, "--epochs", str(o.epochs),
+            "--batch-size", str(o.batch_size), "--img", str(o.img), "--project", os.path.dirname(folder),
+            "--name", os.path.basename(folder), "--exist-ok"]
+    if o.device:
+        args += ["--device", o.device]
+    return args + list(o.extra)
+
+
+def command(o: TrainOptions, yaml_path: str, folder: str, python: str | None = None) -> list[str]:
+    """This node's exact trainer command line."""
+    python = python or yolov5_env.python()
+    yolo = yolov5_env.locate(o.yolov5_dir)
+    cfg = yolov5_env.model_cfg(o.model, yolo)
+    target = yolov5_env.script(yolo if o.yolov5_dir else "", "train")
+    args = train_args(o, yaml_path, cfg, o.weights and os.path.abspath(o.weights), folder)
+    if not o.distributed:  # one process: YOLOv5 under torchrun always goes DDP, which needs CUDA
+        return [python, *target, *args]
+    return [*torchrun_prefix(o, python), *target, *args]
+
+
+def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> str:
+    os.makedirs(folder, exist_ok=True)
+    info = {
+        "command": shlex.join(cmd),
+        "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in o.__dict__.items()},
+        "dataset": {"url": prepared.source.url, "version": prepared.source.version,
+                    "run_id": prepared.source.success.get("run_id"), "frames": prepared.source.success.get("frames"),
+                    "boxes": prepared.source.success.get("boxes"), "local_root": prepared.root,
+                    "staged": prepared.staged, "fingerprint": prepared.fingerprint, "yaml": prepared.yaml_path},
+        "node_rank": o.node_rank,
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = os.path.join(folder, "yololake_run.json")
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+    return path
+
+
+def final_metrics(folder: str) -> dict | None:
+    """The last row of results.csv (YOLOv5 pads its headers and values with spaces)."""
+    path = os.path.join(folder, "results.csv")
+    if not os.path.exists(path):
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [{k.strip(): v.strip() for k, v in row.items() if k} for row in csv.DictReader(f)]
+    return rows[-1] if rows else None
+
+
+def format_metrics(row: dict) -> str:
+    parts = [f"{label} {float(row[key]):.4f}" for key, label in METRICS if row.get(key) not in (None, "")]
+    return f"final metrics (epoch {row.get('epoch', '?')}): " + ", ".join(parts)
+
+
+def run_trainer(cmd: list[str], env: dict) -> int:
+    """Stream the trainer's output to this console; its exit code is ours."""
+    try:
+        return subprocess.run(cmd, env=env).returncode
+    except KeyboardInterrupt:
+        return 130
+
+
+def upload(folder: str, url: str) -> str:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    target = f"{path.rstrip('/')}/{os.path.basename(folder)}"
+    fs.put(folder, target, recursive=True)
+    return target

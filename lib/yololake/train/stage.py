@@ -1,0 +1,253 @@
+"""Resolve a dataset (local folder or fsspec URL) and stage it to fast local disk, verified and resumable.
+
+A dataset is a folder that build-dataset committed: `_SUCCESS` exists. Staging copies what training reads
+(list files, labels, images, the frame index, the manifests) into `<stage dir>/<name>-<version>/`:
+- files are fetched in parallel into temporary names and renamed when complete, so an interrupted run
+  leaves only whole files and the next run fetches just the rest (same name and size: skipped);
+- the result is verified against the manifest: every shard's labels hash to its `shards.json` sha256 and
+  every listed image is present; a shard that fails is fetched again once, then it is an error;
+- a marker written last makes the next run skip a staged copy that already matches.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+import fsspec
+import yaml
+
+SUCCESS = "_SUCCESS"
+MARKER = ".yololake_staged.json"
+SPLITS = ("train", "val", "test")
+TOP_FILES = ("shards.json", "stats.json", "dataset.yaml") + tuple(f"{s}.txt" for s in SPLITS)
+TREES = ("labels/", "images/", "index/")
+
+
+class DatasetError(RuntimeError):
+    """The dataset cannot be used as is; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    fs: fsspec.AbstractFileSystem = field(repr=False)
+    path: str
+    success: dict
+    shards: list
+    names: list
+    version: str
+    """sha256 of `_SUCCESS` + `shards.json`: changes whenever the dataset is rebuilt."""
+
+    @property
+    def is_local(self) -> bool:
+        return "file" in _protocols(self.fs)
+
+    @property
+    def folder_name(self) -> str:
+        base = posixpath.basename(self.path.rstrip("/")) or "dataset"
+        return f"{base}-{self.version[:12]}"
+
+
+def _protocols(fs) -> tuple:
+    return (fs.protocol,) if isinstance(fs.protocol, str) else tuple(fs.protocol)
+
+
+def _read(fs, path: str) -> bytes:
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def resolve(url: str) -> Source:
+    """Open the dataset and read its manifests; refuse anything build-dataset did not commit."""
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        raise DatasetError(f"--data {url}: cannot open this URL ({exc})") from None
+    path = path.rstrip("/") or "/"
+    if not fs.isdir(path):
+        raise DatasetError(f"--data {url}: no such dataset folder; pass the --out folder of build-dataset")
+    if not fs.exists(f"{path}/{SUCCESS}"):
+        raise DatasetError(f"--data {url}: no {SUCCESS} marker, so build-dataset did not finish writing it "
+                           "(failed or still running); rerun build-dataset or pick a committed dataset")
+    success_bytes = _read(fs, f"{path}/{SUCCESS}")
+    try:
+        shards_bytes = _read(fs, f"{path}/shards.json")
+        names = yaml.safe_load(_read(fs, f"{path}/dataset.yaml"))["names"]
+        shards = json.loads(shards_bytes)
+        success = json.loads(success_bytes or b"{}")
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(f"--data {url}: committed but its shards.json/dataset.yaml cannot be read ({exc}); "
+                           "rebuild the dataset") from None
+    version = hashlib.sha256(success_bytes + b"\0" + shards_bytes).hexdigest()
+    names = list(names.values()) if isinstance(names, dict) else list(names)
+    return Source(url, fs, path, success, shards, names, version)
+
+
+def default_stage_root(stage_dir: str) -> str:
+    return os.path.abspath(os.path.expanduser(stage_dir or os.path.join("~", ".cache", "yololake", "stage")))
+
+
+def _wanted(rel: str) -> bool:
+    return rel in TOP_FILES or rel == SUCCESS or rel.startswith(TREES)
+
+
+def _safe_target(root: str, rel: str) -> str:
+    """root/rel, refusing names that would land outside the staged copy."""
+    target = os.path.normpath(os.path.join(root, rel))
+    if os.path.isabs(rel) or rel.split("/")[0] == ".." or not target.startswith(root + os.sep):
+        raise DatasetError(f"refusing to stage {rel!r}: it would be written outside {root}")
+    return target
+
+
+def shard_digest(folder: str) -> str:
+    """The sha256 build-dataset records per shard: for each key in order, key NUL label-bytes NUL."""
+    digest = hashlib.sha256()
+    names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".txt")) if os.path.isdir(folder) else []
+    for key in names:
+        with open(os.path.join(folder, f"{key}.txt"), "rb") as f:
+            digest.update(f"{key}\0".encode() + f.read() + b"\0")
+    return digest.hexdigest()
+
+
+def verify(source: Source, root: str) -> list[str]:
+    """Problems of the copy at `root` against the manifest (empty when it matches)."""
+    problems = []
+    for shard in source.shards:
+        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
+        if shard_digest(folder) != shard["sha256"]:
+            problems.append(f"labels/{shard['split']}/{shard['shard']}")
+    for split in SPLITS:
+        expected = sum(s["frames"] for s in source.shards if s["split"] == split)
+        listing = os.path.join(root, f"{split}.txt")
+        if not os.path.exists(listing):
+            if expected:
+                problems.append(f"{split}.txt")
+            continue
+        with open(listing, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+        if len(lines) != expected:
+            problems.append(f"{split}.txt ({len(lines)} lines, manifest says {expected} frames)")
+        missing = [line for line in lines if not os.path.isfile(os.path.join(root, line[2:]))]
+        problems += [f"{line[2:]} (listed in {split}.txt)" for line in missing[:5]]
+    return problems
+
+
+@dataclass
+class StageReport:
+    root: str
+    files: int = 0
+    fetched: int = 0
+    fetched_bytes: int = 0
+    skipped: bool = False
+
+
+def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = True,
+          on_file: Callable[[str], None] | None = None, min_free_bytes: int = 0) -> StageReport:
+    """Copy the dataset to `<stage_root>/<name>-<version>`; returns what was done. `on_file` sees each fetch."""
+    root = os.path.join(stage_root, source.folder_name)
+    report = StageReport(root)
+    marker = os.path.join(root, MARKER)
+    if os.path.exists(marker):
+        with open(marker, encoding="utf-8") as f:
+            if json.load(f).get("version") == source.version:
+                report.skipped = True
+                return report
+    os.makedirs(root, exist_ok=True)
+    sweep_temporaries(root)
+    listing = {p: info for p, info in source.fs.find(source.path, detail=True).items()
+               if info.get("type") != "directory"}
+    prefix = source.path.rstrip("/") + "/"
+    todo, total = [], 0
+    for path, info in sorted(listing.items()):
+        rel = path[len(prefix):] if path.startswith(prefix) else None
+        if rel is None or not _wanted(rel):
+            continue
+        target = _safe_target(root, rel)
+        report.files += 1
+        size = info.get("size")
+        if os.path.isfile(target) and size is not None and os.path.getsize(target) == size:
+            continue  # fetched whole by an earlier run (temporary names are renamed only when complete)
+        todo.append((path, target))
+        total += size or 0
+    free = shutil.disk_usage(root).free
+    if total + min_free_bytes > free:
+        raise DatasetError(f"--stage-dir {stage_root}: {total / 1e9:.2f} GB to stage + {min_free_bytes / 1e9:.2f} GB "
+                           f"reserve (--min-free-gb) but only {free / 1e9:.2f} GB free; free space or "
+                           "pick another --stage-dir")
+    _fetch_all(source, todo, workers, progress, on_file, report)
+    problems = verify(source, root)
+    bad_shards = [p + "/" for p in problems if p.startswith("labels/")]
+    if bad_shards:  # a label changed without changing size, or a partial copy from elsewhere: fetch it again, once
+        again = [(p, _safe_target(root, p[len(prefix):])) for p in listing
+                 if p.startswith(prefix) and p[len(prefix):].startswith(tuple(bad_shards))]
+        for _, target in again:
+            os.remove(target) if os.path.exists(target) else None
+        _fetch_all(source, again, workers, progress, on_file, report)
+        problems = verify(source, root)
+    if problems:
+        raise DatasetError(f"staged copy of {source.url} does not match its manifest: {', '.join(problems[:5])}; "
+                           "the source dataset is incomplete or changed after commit; rebuild it")
+    info = {"version": source.version, "url": source.url, "files": report.files, "run_id": source.success.get("run_id")}
+    tmp = f"{marker}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2)
+    os.replace(tmp, marker)
+    return report
+
+
+def _fetch_all(source: Source, todo: list, workers: int, progress: bool, on_file, report: StageReport) -> None:
+    if not todo:
+        return
+    from tqdm import tqdm  # comes with YOLOv5
+
+    def fetch(item):
+        remote, target = item
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+        try:
+            source.fs.get_file(remote, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        return os.path.getsize(target)
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = {pool.submit(fetch, item): item[0] for item in todo}
+    try:
+        with tqdm(total=len(todo), desc=f"staging {source.url}", unit="file", disable=not progress) as bar:
+            for future in as_completed(futures):
+                report.fetched_bytes += future.result()
+                report.fetched += 1
+                bar.update(1)
+                if on_file:
+                    on_file(futures[future])
+    finally:
+        # An interruption stops here: pending fetches are dropped, finished files stay for the next run.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def sweep_temporaries(root: str) -> None:
+    """Remove the partial files a killed run left (they never carry a final name)."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if ".tmp-" in name:
+                os.remove(os.path.join(folder, name))
+
+
+def fingerprint(root: str) -> str:
+    """What every rank compares before training: the manifests and list files of the copy it will read."""
+    digest = hashlib.sha256()
+    for name in (SUCCESS, "shards.json") + tuple(f"{s}.txt" for s in SPLITS):
+        path = os.path.join(root, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                digest.update(name.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()
