@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import yaml
 
 from yololake.train import label_cache
-from yololake.train.stage import SPLITS, Source, fingerprint, stage
+from yololake.train.stage import SPLITS, DatasetError, Source, archived, fingerprint, stage
 
 YAML_NAME = "yololake_data.yaml"
 
@@ -42,7 +42,11 @@ def plan_folder(source: Source, stage_root: str, copy: bool) -> str:
 
 
 def should_copy(source: Source, mode: str) -> bool:
-    return mode == "always" or (mode == "auto" and not source.is_local)
+    """Copy non-local datasets (YOLOv5 reads local files only) and shard archives (they must be unpacked)."""
+    if mode == "never" and archived(source):
+        raise DatasetError(f"--data {source.url} stores its shards as tar archives, which must be unpacked; "
+                           "use --stage auto or always")
+    return mode == "always" or (mode == "auto" and (not source.is_local or archived(source)))
 
 
 def write_yaml(folder: str, names: list, splits: list[str]) -> str:
@@ -74,7 +78,7 @@ def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 
         folder = root
     else:
         if not source.is_local:
-            raise ValueError(f"--data {source.url} is not a local folder; YOLOv5 reads local files only: "
+            raise DatasetError(f"--data {source.url} is not a local folder; YOLOv5 reads local files only: "
                              "use --stage auto or always")
         root = source.path
         folder = plan_folder(source, stage_root, copy=False)

@@ -15,6 +15,7 @@ import json
 import os
 import posixpath
 import shutil
+import tarfile
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -182,14 +183,16 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
                            f"reserve (--min-free-gb) but only {free / 1e9:.2f} GB free; free space or "
                            "pick another --stage-dir")
     _fetch_all(source, todo, workers, progress, on_file, report)
+    unpack_archives(source, root)
     problems = verify(source, root)
-    bad_shards = [p + "/" for p in problems if p.startswith("labels/")]
+    bad_shards = [p + end for p in problems if p.startswith("labels/") for end in ("/", ".tar")]
     if bad_shards:  # a label changed without changing size, or a partial copy from elsewhere: fetch it again, once
         again = [(p, _safe_target(root, p[len(prefix):])) for p in listing
                  if p.startswith(prefix) and p[len(prefix):].startswith(tuple(bad_shards))]
         for _, target in again:
             os.remove(target) if os.path.exists(target) else None
         _fetch_all(source, again, workers, progress, on_file, report)
+        unpack_archives(source, root)
         problems = verify(source, root)
     if problems:
         raise DatasetError(f"staged copy of {source.url} does not match its manifest: {', '.join(problems[:5])}; "
@@ -200,6 +203,45 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
         json.dump(info, f, indent=2)
     os.replace(tmp, marker)
     return report
+
+
+def archived(source: Source) -> bool:
+    """shard_archive layout: each shard's labels (and maybe images) are one tar, unpacked when staging."""
+    return any(str(s.get("object") or "").endswith(".tar") for s in source.shards)
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unpack_archives(source: Source, root: str) -> None:
+    """Unpack each shard tar whose labels are not in place yet; a tar that fails its sha256 is removed
+    (verification then reports the shard and it is fetched again)."""
+    for shard in source.shards:
+        rel = str(shard.get("object") or "")
+        if not rel.endswith(".tar"):
+            continue
+        tar_path = _safe_target(root, rel)
+        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
+        if not os.path.exists(tar_path) or shard_digest(folder) == shard["sha256"]:
+            continue
+        if shard.get("object_sha256") and _file_sha256(tar_path) != shard["object_sha256"]:
+            os.remove(tar_path)
+            continue
+        with tarfile.open(tar_path) as tar:
+            for member in tar:
+                if not member.isfile() or not member.name.startswith(("labels/", "images/")):
+                    continue  # only plain files, only where a dataset keeps them
+                target = _safe_target(root, member.name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+                with tar.extractfile(member) as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                os.replace(tmp, target)
 
 
 def _fetch_all(source: Source, todo: list, workers: int, progress: bool, on_file, report: StageReport) -> None:
