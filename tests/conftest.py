@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from s3_server import FaultProxy, MotoS3, set_dummy_credentials
 from yololake.spark_session import start_spark
 
 
@@ -13,6 +14,7 @@ from yololake.spark_session import start_spark
 def spark():
     os.environ.setdefault("SPARK_TESTING", "1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    set_dummy_credentials(os.environ)  # before the JVM starts: its Python workers inherit the environment
     # local[2,4]: two cores, and up to 4 attempts per task, so retry behaviour is the real one.
     session = start_spark("yololake-tests", "local[2,4]", {
         "spark.ui.enabled": "false",
@@ -48,3 +50,30 @@ def demo_dataset(spark, sample_lake, tmp_path_factory):
     inputs = JobInputs((f"{lake}/annotations",), (f"{lake}/frames",), lake)
     summary = run(spark, config, inputs, out)
     return out, summary, planted, lake
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    set_dummy_credentials(os.environ)
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_s3):
+    """A fresh moto state with one bucket: returns (endpoint, bucket)."""
+    import boto3
+    import s3fs
+
+    moto_s3.reset()
+    s3fs.S3FileSystem.clear_instance_cache()
+    boto3.client("s3", endpoint_url=moto_s3.endpoint, region_name="us-east-1").create_bucket(Bucket="lake")
+    return moto_s3.endpoint, "lake"
+
+
+@pytest.fixture
+def fault_proxy(moto_s3):
+    proxy = FaultProxy(moto_s3.endpoint)
+    yield proxy
+    proxy.stop()

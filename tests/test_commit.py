@@ -16,6 +16,8 @@ from yololake.output_dir import OutputExistsError
 from yololake.pipeline import JobInputs
 from yololake.shard_writer import ShardSpec, make_shard_writer, write_shard
 from yololake.storage import Store
+
+from helpers import published_local
 from yololake.config import StorageConfig
 
 pytestmark = pytest.mark.slow
@@ -31,19 +33,6 @@ def _config(frames_per_shard=8, **quarantine):
 
 def _inputs(lake):
     return JobInputs((f"{lake}/annotations",), (f"{lake}/frames",), lake)
-
-
-def _published(out):
-    """Everything a reader uses, as {relative path: bytes or link target}; run-specific files left out."""
-    tree = {}
-    for folder, dirs, files in os.walk(out):
-        rel = os.path.relpath(folder, out)
-        for name in files:
-            path = os.path.join(folder, name)
-            if rel == "." and name in ("_SUCCESS", "_yololake_run.json", "stats.json", "dataset.yaml"):
-                continue
-            tree[os.path.join(rel, name)] = os.readlink(path) if os.path.islink(path) else Path(path).read_bytes()
-    return tree
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +76,7 @@ def test_failed_first_attempts_are_retried_into_identical_output(spark, sample_l
     assert {n[:-2] for n in first} <= {n[:-2] for n in retried}
     assert len(retried) == sum(s["shards"] for s in clean_summary["by_split"].values())
     assert summary["boxes_written"] == clean_summary["boxes_written"]
-    assert _published(out) == _published(clean_out)
+    assert published_local(out) == published_local(clean_out)
     assert not any(name.startswith(".") and not name.endswith(".crc")
                    for _, dirs, files in os.walk(out) for name in dirs + files)
     assert not (tmp_path / "escape.txt").exists()
@@ -103,10 +92,10 @@ def test_a_duplicate_late_attempt_leaves_one_identical_copy(tmp_path, sample_lak
     })
     spec = ShardSpec(Store(str(tmp_path), StorageConfig()), "link")
     first = write_shard(frames, spec)
-    snapshot = _published(str(tmp_path))
+    snapshot = published_local(str(tmp_path))
     second = write_shard(frames.sample(frac=1, random_state=1), spec)  # the late duplicate
     assert first.equals(second)
-    assert _published(str(tmp_path)) == snapshot
+    assert published_local(str(tmp_path)) == snapshot
     assert sorted(os.listdir(tmp_path / "labels" / "train")) == ["00007"]
     assert sorted(os.listdir(tmp_path / "labels" / "train" / "00007")) == ["a.txt", "b.txt", "c.txt"]
     assert (tmp_path / "_lists" / "train" / "00007.txt").read_text() == (
@@ -132,22 +121,22 @@ def test_a_failed_run_commits_nothing_and_a_rerun_completes(spark, sample_lake, 
                    for name in ("_SUCCESS", "dataset.yaml", "train.txt", "val.txt", "stats.json"))
     run(spark, _config(), _inputs(lake), out)  # no --overwrite needed: the failed run was ours
     assert os.path.exists(os.path.join(out, "_SUCCESS"))
-    assert _published(out) == _published(clean_run[0])
+    assert published_local(out) == published_local(clean_run[0])
 
 
 def test_rerun_into_a_committed_dataset_is_refused_unless_overwrite(spark, sample_lake, clean_run, tmp_path, capsys):
     lake, _ = sample_lake
     out, _ = clean_run
-    before = _published(out)
+    before = published_local(out)
     args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
             "--images", lake, "--out", out, "--set", "output.frames_per_shard=8"]
     assert main(args) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"build_dataset: error: --out {out} already holds a committed dataset (_SUCCESS exists); "
         "pass --overwrite to replace it, or choose another --out")
-    assert _published(out) == before
+    assert published_local(out) == before
     assert main(args + ["--overwrite"]) == 0
-    assert _published(out) == before
+    assert published_local(out) == before
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")

@@ -6,13 +6,12 @@ import shutil
 import uuid
 from collections.abc import Iterator
 
-import fsspec
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql.types import BooleanType, StructField, StructType
 
 from yololake.config import StorageConfig
-from yololake.storage import fsspec_options, is_local
+from yololake.storage import filesystem, is_local
 
 
 def _local_path(uri: str) -> str | None:
@@ -23,7 +22,7 @@ def image_exists(uri: str, storage: StorageConfig) -> bool:
     local = _local_path(uri)
     if local is not None:
         return os.path.isfile(local)
-    fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri, storage))
+    fs, path = filesystem(uri, storage)
     return fs.isfile(path)
 
 
@@ -32,7 +31,7 @@ def read_image(uri: str, storage: StorageConfig) -> bytes:
     if local is not None:
         with open(local, "rb") as f:
             return f.read()
-    fs, path = fsspec.core.url_to_fs(uri, **fsspec_options(uri, storage))
+    fs, path = filesystem(uri, storage)
     return fs.cat_file(path)
 
 

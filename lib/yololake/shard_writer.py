@@ -62,7 +62,11 @@ class _HashingWriter:
     def write(self, data: bytes) -> int:
         self.digest.update(data)
         self.size += len(data)
-        return self.raw.write(data)
+        self.raw.write(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.size
 
 
 def _index_part(frames: pd.DataFrame) -> bytes:

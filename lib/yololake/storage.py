@@ -28,7 +28,6 @@ def fsspec_options(url: str, storage: StorageConfig) -> dict:
         return {}
     client = {k: v for k, v in (("endpoint_url", storage.endpoint_url), ("region_name", storage.region)) if v}
     options: dict = {
-        "retries": storage.s3fs_retries,
         "config_kwargs": {"retries": {"max_attempts": storage.max_attempts, "mode": "standard"},
                           "connect_timeout": storage.connect_timeout, "read_timeout": storage.read_timeout},
         "client_kwargs": client,
@@ -36,6 +35,14 @@ def fsspec_options(url: str, storage: StorageConfig) -> dict:
     if storage.profile:
         options["profile"] = storage.profile
     return options
+
+
+def filesystem(url: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSystem, str]:
+    """The fsspec file system and path for `url`, with our timeouts and retry budget."""
+    fs, path = fsspec.core.url_to_fs(url, **fsspec_options(url, storage))
+    if hasattr(fs, "retries"):  # s3fs: its retry loop is a class attribute, not a constructor option
+        fs.retries = storage.s3fs_retries
+    return fs, path
 
 
 def is_local(url: str) -> bool:
@@ -64,12 +71,12 @@ class Store:
 
     @property
     def fs(self) -> fsspec.AbstractFileSystem:
-        return fsspec.core.url_to_fs(self.url, **fsspec_options(self.url, self.storage))[0]
+        return filesystem(self.url, self.storage)[0]
 
     @property
     def root(self) -> str:
         """The root as the file system's own path (absolute local path, or bucket/prefix)."""
-        return fsspec.core.url_to_fs(self.url, **fsspec_options(self.url, self.storage))[1].rstrip("/")
+        return filesystem(self.url, self.storage)[1].rstrip("/")
 
     @property
     def local(self) -> bool:
