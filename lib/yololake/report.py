@@ -1,0 +1,259 @@
+"""The dataset report: `yololake report OUT` renders charts and preview mosaics into OUT/report/.
+
+    yololake report OUT [--preview-frames 16] [--seed 0] [--master local[*]]
+
+Spark reads the label text (per shard, driven by OUT/index, so no listing of millions of files on the
+driver) and aggregates histograms with Spark expressions; the driver collects only bins, counts and a
+small sample of frames chosen by a hash of their key. Pictures: yololake.report_draw.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+import yaml
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from yololake import report_draw as D
+from yololake.report_html import render_index
+from yololake.spark_session import start_spark
+
+log = logging.getLogger("yololake.report")
+BINS = 50          # histogram bins per axis (centres, sizes)
+BOX_CAP = 30       # boxes-per-frame histogram: the last bin is "30 or more"
+TILE = 320         # preview tiles are scaled to at most this many pixels wide
+SPLITS = ("train", "val", "test")
+_TEXT_SCHEMA = "split string, key string, text string"
+
+
+class ReportError(ValueError):
+    """OUT is not a dataset the report can read; the message names the path and the fix."""
+
+
+def _read_shard_labels(root: str) -> callable:
+    """Per (split, shard) group of index rows: the label text of each frame (files or one tar per shard)."""
+    import tarfile
+
+    def read(group: pd.DataFrame) -> pd.DataFrame:
+        split, shard = str(group["split"].iloc[0]), str(group["shard"].iloc[0])
+        archive = os.path.join(root, "labels", split, f"{shard}.tar")
+        texts = []
+        if os.path.isfile(archive):  # output.layout shard_archive
+            wanted = {f"labels/{split}/{shard}/{k}.txt": k for k in group["key"]}
+            found = {}
+            with tarfile.open(archive) as tar:
+                for member in tar:
+                    if member.name in wanted:
+                        found[wanted[member.name]] = tar.extractfile(member).read().decode("utf-8")
+            texts = [found.get(k, "") for k in group["key"]]
+        else:
+            folder = os.path.join(root, "labels", split, shard)
+            for key in group["key"]:
+                with open(os.path.join(folder, f"{key}.txt"), encoding="utf-8") as f:
+                    texts.append(f.read())
+        return pd.DataFrame({"split": split, "key": group["key"].to_numpy(), "text": texts})
+
+    return read
+
+
+def label_boxes(index: DataFrame, root: str) -> DataFrame:
+    """One row per label line: split, key, cls, cx, cy, w, h (parsed with Spark expressions)."""
+    texts = index.select("split", "shard", "key").groupBy("split", "shard").applyInPandas(
+        _read_shard_labels(root), _TEXT_SCHEMA)
+    lines = texts.select("split", "key", F.explode(F.split("text", "\n")).alias("line")).where(F.col("line") != "")
+    parts = F.split("line", " ")
+    boxes = lines.select("split", "key", parts[0].try_cast("int").alias("cls"),
+                         *[parts[i + 1].try_cast("double").alias(c) for i, c in enumerate(("cx", "cy", "w", "h"))])
+    return boxes.where(F.col("cls").isNotNull() & F.col("h").isNotNull())
+
+
+def read_parquet_folder(spark: SparkSession, path: str) -> DataFrame:
+    """A folder of parquet parts, flat or nested (index/<split>/<shard>.parquet): no partition discovery."""
+    return spark.read.option("recursiveFileLookup", "true").parquet(path)
+
+
+def _bin(col: str) -> F.Column:
+    return F.least(F.floor(F.col(col) * BINS), F.lit(BINS - 1)).cast("int")
+
+
+def histogram_2d(boxes: DataFrame, x: str, y: str) -> np.ndarray:
+    """BINS x BINS counts of (x, y) in [0, 1]; only the non-empty bins are collected."""
+    hist = np.zeros((BINS, BINS), dtype=np.int64)
+    for r in boxes.groupBy(_bin(x).alias("bx"), _bin(y).alias("by")).count().collect():
+        hist[r["bx"], r["by"]] = r["count"]
+    return hist
+
+
+def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
+    """All the report's numbers: small dicts and arrays, computed by Spark."""
+    index = read_parquet_folder(spark, os.path.join(root, "index"))
+    boxes = label_boxes(index, root).persist()
+    try:
+        classes: dict = {}
+        for r in boxes.groupBy("split", "cls").count().collect():
+            name = names[r["cls"]] if 0 <= r["cls"] < len(names) else str(r["cls"])
+            classes.setdefault(r["split"], {})[name] = r["count"]
+        centres, sizes = histogram_2d(boxes, "cx", "cy"), histogram_2d(boxes, "w", "h")
+    finally:
+        boxes.unpersist()
+    per_frame: dict = {}
+    for r in index.groupBy("split", F.least("box_count", F.lit(BOX_CAP)).alias("n")).count().collect():
+        per_frame.setdefault(r["split"], {})[int(r["n"])] = r["count"]
+    reasons = {}
+    if os.path.isdir(os.path.join(root, "quarantine")):
+        quarantine = read_parquet_folder(spark, os.path.join(root, "quarantine"))
+        reasons = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
+    order = {s: i for i, s in enumerate(SPLITS)}
+    return {"classes": dict(sorted(classes.items(), key=lambda kv: order.get(kv[0], 9))),
+            "centres": centres, "sizes": sizes,
+            "per_frame": dict(sorted(per_frame.items(), key=lambda kv: order.get(kv[0], 9))),
+            "reasons": dict(sorted(reasons.items()))}
+
+
+def sample_frames(index: DataFrame, split: str, n: int, seed: int) -> list[dict]:
+    """`n` frames of `split` chosen by a seeded hash of the key: stable across runs, spread over all shards.
+    orderBy + limit runs as a per-partition top-n, so only n rows per partition move."""
+    rank = F.xxhash64(F.lit(f"report:{seed}"), F.col("key"))
+    rows = (index.where(F.col("split") == split).orderBy(rank, "key").limit(n)
+            .select("key", "split", "shard", "ext", "source_image", "width", "height").collect())
+    return [r.asDict() for r in rows]
+
+
+def _frame_image(root: str, frame: dict) -> np.ndarray:
+    """The frame's image (the output copy or link, else the source), or a grey canvas of its size when
+    there is none (images.mode none); scaled to at most TILE pixels wide."""
+    from PIL import Image
+
+    candidates = [os.path.join(root, "images", frame["split"], frame["shard"], f"{frame['key']}.{frame['ext']}"),
+                  frame.get("source_image") or ""]
+    width, height = int(frame["width"]), int(frame["height"])
+    image = None
+    for path in candidates:
+        if path and "://" not in path and os.path.isfile(path):
+            try:
+                with Image.open(path) as img:
+                    image = img.convert("RGB")
+                break
+            except OSError:
+                continue
+    if image is None:
+        image = Image.new("RGB", (width, height), (128, 128, 128))
+    scale = min(1.0, TILE / image.width)
+    if scale < 1.0:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    return np.asarray(image)
+
+
+def read_label_file(root: str, frame: dict) -> list[D.Box]:
+    path = os.path.join(root, "labels", frame["split"], frame["shard"], f"{frame['key']}.txt")
+    archive = os.path.join(root, "labels", frame["split"], f"{frame['shard']}.tar")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = _read_shard_labels(root)(pd.DataFrame([frame]))["text"].iloc[0] if os.path.isfile(archive) else ""
+    boxes = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 5:
+            boxes.append((int(parts[0]), *map(float, parts[1:])))
+    return boxes
+
+
+def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, seed: int = 0,
+                 names: Sequence[str] | None = None, stats: dict | None = None) -> str:
+    """Render OUT/report/ (charts, preview mosaics, index.html) for the dataset at local folder `out_root`.
+
+    `names` and `stats` default to OUT/dataset.yaml's names and OUT/stats.json. Returns the report folder.
+    The folder is built aside and renamed into place, so a failed report never leaves half a report.
+    """
+    started = time.monotonic()
+    root = os.path.abspath(out_root)
+    if not os.path.isdir(os.path.join(root, "index")):
+        raise ReportError(f"{root} has no index/ folder, so it is not a dataset written by yololake "
+                          "build-dataset; pass the job's --out folder")
+    if names is None:
+        names = _load_names(root)
+    if stats is None and os.path.isfile(os.path.join(root, "stats.json")):
+        with open(os.path.join(root, "stats.json"), encoding="utf-8") as f:
+            stats = json.load(f)
+    numbers = aggregate(spark, root, names)
+    log.info("report: aggregates done after %.1fs", time.monotonic() - started)
+
+    target = os.path.join(root, "report")
+    tmp = os.path.join(root, f".report.tmp-{uuid.uuid4().hex}")
+    os.makedirs(tmp)
+    try:
+        images = {
+            "class histogram": D.plot_class_histogram(numbers["classes"], names, f"{tmp}/class_histogram.png"),
+            "box centres and sizes": D.plot_label_heatmaps(numbers["centres"], numbers["sizes"],
+                                                           f"{tmp}/label_heatmaps.png"),
+            "boxes per frame": D.plot_boxes_per_frame(numbers["per_frame"], BOX_CAP, f"{tmp}/boxes_per_frame.png"),
+            "quarantine by reason": D.plot_quarantine(numbers["reasons"], f"{tmp}/quarantine_reasons.png"),
+        }
+        index = read_parquet_folder(spark, os.path.join(root, "index"))
+        for split in numbers["per_frame"]:
+            tiles = []
+            for frame in sample_frames(index, split, preview_frames, seed):
+                image = _frame_image(root, frame)
+                width = max(1, round(image.shape[1] / 160))
+                tiles.append((D.draw_boxes(image, read_label_file(root, frame), names, width), frame["key"]))
+            images[f"preview: {split}"] = D.plot_mosaic(tiles, f"{split}: {len(tiles)} random frames",
+                                                        f"{tmp}/preview_{split}.png")
+        images = {title: os.path.basename(path) for title, path in images.items()}
+        with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:
+            f.write(render_index(root, stats or {}, numbers, images))
+        if os.path.lexists(target):
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("report: %s written after %.1fs", target, time.monotonic() - started)
+    return target
+
+
+def _load_names(root: str) -> list[str]:
+    try:
+        with open(os.path.join(root, "dataset.yaml"), encoding="utf-8") as f:
+            names = yaml.safe_load(f).get("names", [])
+    except (OSError, AttributeError, yaml.YAMLError):
+        return []
+    return list(names.values()) if isinstance(names, dict) else list(names)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("yololake").setLevel(logging.INFO)
+    p = argparse.ArgumentParser(prog="yololake report", description="render OUT/report/ for a built dataset")
+    p.add_argument("out", help="the dataset folder (build-dataset's --out)")
+    p.add_argument("--preview-frames", type=int, default=16, help="random frames per split in the previews (16)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the preview sample (0)")
+    p.add_argument("--master", help="Spark master for in-process runs (default local[*]; spark-submit sets its own)")
+    args = p.parse_args(argv)
+    if args.preview_frames < 0:
+        print(f"report: error: --preview-frames {args.preview_frames} must be 0 or more", file=sys.stderr)
+        return 2
+    if not os.path.isdir(os.path.join(args.out, "index")):
+        print(f"report: error: {args.out} has no index/ folder, so it is not a dataset written by yololake "
+              "build-dataset; pass the job's --out folder", file=sys.stderr)
+        return 1
+    # Under spark-submit the launcher provides the gateway and the master; in-process, default to all cores.
+    master = args.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[*]")
+    try:
+        spark = start_spark("yololake-report", master)
+        target = write_report(spark, args.out, args.preview_frames, args.seed)
+    except ReportError as exc:
+        print(f"report: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {target}/index.html")
+    return 0
