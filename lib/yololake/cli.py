@@ -7,6 +7,7 @@ from collections.abc import Sequence
 COMMANDS = {
     "build-dataset": ("yololake.build_dataset", "annotations (+ frame manifest) -> YOLOv5 dataset (local Spark)"),
     "report": ("yololake.report", "charts and preview mosaics of a built dataset into OUT/report/"),
+    "extract-frames": ("yololake.extract_frames", "videos -> sampled JPEG frames + frame manifest (local Spark)"),
     "sample-lake": ("yololake.sample_lake", "generate a small sample data lake for demos and tests"),
     "train": ("yololake.train.main", "stage a dataset, prebuild YOLOv5's label cache, preflight, run YOLOv5 (torchrun)"),
     "detect": ("yololake.train.detect", "YOLOv5 detect.py with trained weights on images or a folder (offline)"),
