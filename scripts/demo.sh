@@ -23,3 +23,18 @@ echo "dataset YAML: $ROOT/demo/dataset/dataset.yaml"
 echo "train it (CPU, from scratch, 1 epoch):" \
     "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 .venv/bin/python -m yolov5.train --data $ROOT/demo/dataset/dataset.yaml" \
     "--weights '' --cfg ${yolov5_dir:-<yolov5 package>}/models/yolov5n.yaml --img 160 --epochs 1 --batch-size 16 --device cpu"
+
+# --- Videos to frames: generated videos -> sampled frames + manifest -> generated boxes -> YOLOv5 dataset ---
+"$PY" -m yololake.video.sample_videos videos --out demo/videos        # 5 numbered videos, a text file, a truncated mp4
+.venv/bin/spark-submit --master 'local[2]' \
+    --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
+    jobs/extract_frames.py --config conf/extract_frames.yaml --videos demo/videos --out demo/frames \
+    --fps 2 --overwrite
+"$PY" -m yololake.video.sample_videos boxes --manifest demo/frames/manifest --out demo/video_boxes/boxes.parquet
+.venv/bin/spark-submit --master 'local[2]' \
+    --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
+    jobs/build_dataset.py --config conf/demo_video.yaml \
+    --annotations demo/video_boxes --frames demo/frames/manifest --out demo/video_dataset --overwrite
+echo
+echo "video frames: $ROOT/demo/frames (manifest/, quarantine/, stats.json)"
+echo "video dataset YAML: $ROOT/demo/video_dataset/dataset.yaml"

@@ -22,8 +22,9 @@ import pyarrow.parquet as pq
 BITS, COLS = 16, 8   # counter: 2 rows of 8 blocks
 
 
-def draw_frame(index: int, width: int, height: int) -> np.ndarray:
-    img = np.full((height, width, 3), 96, dtype=np.uint8)
+def draw_frame(index: int, width: int, height: int, texture: np.ndarray | None = None) -> np.ndarray:
+    """Counter blocks and the car over flat gray, or over `texture` (HxWx3) panned one pixel per frame."""
+    img = np.full((height, width, 3), 96, dtype=np.uint8) if texture is None else np.roll(texture, index, axis=1)
     bh, bw = height // 6, width // COLS
     for bit in range(BITS):
         r, c = divmod(bit, COLS)
@@ -56,7 +57,8 @@ def car_box(index: int, width: float, height: float) -> tuple[float, float, floa
 
 
 def write_video(path: str, n_frames: int, rate: Fraction | int, width: int = 64, height: int = 48,
-                codec: str = "libx264", gop: int = 12, options: dict | None = None) -> None:
+                codec: str = "libx264", gop: int = 12, options: dict | None = None,
+                texture: np.ndarray | None = None) -> None:
     """An mp4 (or any container by extension) of n_frames numbered frames at `rate` fps."""
     with av.open(path, "w") as container:
         stream = container.add_stream(codec, rate=Fraction(rate))
@@ -65,7 +67,7 @@ def write_video(path: str, n_frames: int, rate: Fraction | int, width: int = 64,
         if codec == "libx264":
             stream.options = {"preset": "veryfast", "crf": "18", **(options or {})}
         for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height), format="rgb24")
+            frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height, texture), format="rgb24")
             frame.pts = i
             frame.time_base = 1 / Fraction(rate)
             container.mux(stream.encode(frame))
