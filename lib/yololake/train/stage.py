@@ -72,12 +72,14 @@ def resolve(url: str) -> Source:
     except (ImportError, ValueError) as exc:
         raise DatasetError(f"--data {url}: cannot open this URL ({exc})") from None
     path = path.rstrip("/") or "/"
+    fs.invalidate_cache(path)  # object-store listings are cached per process; a rebuild must be seen
     if not fs.isdir(path):
         raise DatasetError(f"--data {url}: no such dataset folder; pass the --out folder of build-dataset")
-    if not fs.exists(f"{path}/{SUCCESS}"):
+    try:
+        success_bytes = _read(fs, f"{path}/{SUCCESS}")
+    except FileNotFoundError:
         raise DatasetError(f"--data {url}: no {SUCCESS} marker, so build-dataset did not finish writing it "
-                           "(failed or still running); rerun build-dataset or pick a committed dataset")
-    success_bytes = _read(fs, f"{path}/{SUCCESS}")
+                           "(failed or still running); rerun build-dataset or pick a committed dataset") from None
     try:
         shards_bytes = _read(fs, f"{path}/shards.json")
         names = yaml.safe_load(_read(fs, f"{path}/dataset.yaml"))["names"]
