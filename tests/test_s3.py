@@ -164,7 +164,7 @@ def test_transient_faults_succeed_within_the_retry_bound(spark, sample_lake, s3_
     assert published_s3(_fs(s3_bucket[0]), f"{bucket}/faulty") == local_runs["files"]
 
 
-@pytest.mark.parametrize("fault, code", [("500", "InternalError"), ("403", "AccessDenied")])
+@pytest.mark.parametrize("fault, code", [("500", "internal error"), ("403", "Access Denied")])
 def test_persistent_errors_fail_fast_naming_the_key(spark, sample_lake, s3_bucket, fault_proxy, fault, code):
     _, bucket = s3_bucket
     lake, _ = sample_lake
@@ -174,9 +174,14 @@ def test_persistent_errors_fail_fast_naming_the_key(spark, sample_lake, s3_bucke
         run(spark, _config(fault_proxy.endpoint, max_attempts=3), _inputs(lake), f"s3://{bucket}/broken")
     elapsed = time.monotonic() - started
     message = str(info.value)
+    print(f"\npersistent {fault}: failed after {elapsed:.1f}s, {fault_proxy.requests} requests: {message}")
     assert message.startswith(f"cannot write objects under s3://{bucket}/broken/labels/")
     assert code in message and "nothing was committed" in message
-    assert elapsed < 60, elapsed  # seconds, not Spark-retries x botocore-retries x s3fs-retries
+    # The first shard to fail stops the others (at most one in flight per core), instead of each shard
+    # paying the client's retries again; and Spark does not retry the tasks on top.
+    failed = int(message.rsplit(" shard(s) failed", 1)[0].rsplit("(", 1)[1])
+    assert 1 <= failed <= 3, message
+    assert elapsed < 120, elapsed
     assert not _fs(s3_bucket[0]).exists(f"{bucket}/broken/_SUCCESS")
 
 

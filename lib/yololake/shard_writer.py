@@ -29,6 +29,7 @@ SHARD_SCHEMA = ("split string, shard string, frames long, boxes long, background
 INDEX_COLUMNS = ("key", "frame_id", "split", "shard", "source_image", "ext", "width", "height", "box_count",
                  "status")
 ShardWriter = Callable[[pd.DataFrame], pd.DataFrame]
+ABORTED = "_ABORTED"  # written by the first shard that fails for good; the others skip their work
 _PUT_BATCH = 256  # objects per concurrent batch on an object store
 
 
@@ -157,9 +158,16 @@ def write_shard(frames: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
            "label_bytes": sum(len(d) for d in labels.values()), "sha256": digest.hexdigest(),
            "object": None, "object_bytes": None, "object_sha256": None, "error": None}
     try:
-        row["object"], row["object_bytes"], row["object_sha256"] = _publish(spec, split, shard, frames, labels)
+        if spec.store.exists(ABORTED):  # another shard already failed for good: don't pay its retries again
+            row["error"] = f"skipped: {spec.store.read(ABORTED).decode('utf-8', 'replace')}"
+        else:
+            row["object"], row["object_bytes"], row["object_sha256"] = _publish(spec, split, shard, frames, labels)
     except (StorageError, OSError) as exc:
         row["error"] = str(exc) if isinstance(exc, StorageError) else f"shard {split}/{shard}: {exc}"
+        try:
+            spec.store.put(ABORTED, row["error"].encode("utf-8"))
+        except StorageError:
+            pass  # the store refuses even this; each shard then fails on its own
     return pd.DataFrame([row])
 
 
