@@ -23,10 +23,14 @@ def _error(data) -> str:
 
 
 def test_repo_configs_load():
+    from yololake.video.config import load_extract_config
+
     root = Path(__file__).resolve().parents[1] / "conf"
     for path in sorted(root.glob("*.yaml")):
-        config = load_config(path)
-        assert config.classes.names, path
+        if path.name.startswith("extract_frames"):
+            assert load_extract_config(path) is not None
+        else:
+            assert load_config(path).classes.names, path
 
 
 def test_minimal_config_gets_defaults():
@@ -113,3 +117,11 @@ def test_job_exits_with_one_line_before_spark_starts(tmp_path, capsys):
     assert code == 2
     assert err[-1] == f"build_dataset: error: config {path}: split.seed: must be a whole number, got 'x'"
     assert not (tmp_path / "out").exists()
+
+
+def test_s3_inputs_are_read_by_spark_through_the_configured_scheme():
+    from yololake.readers import spark_paths
+
+    assert spark_paths(["s3://lake/a", "s3a://lake/b", "/local/c", "gs://x/d"]) == [
+        "s3a://lake/a", "s3a://lake/b", "/local/c", "gs://x/d"]
+    assert spark_paths(["s3a://lake/a"], "s3") == ["s3://lake/a"]

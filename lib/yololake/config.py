@@ -202,6 +202,8 @@ class StorageConfig:
     """s3fs's own retry loop around botocore's; the two multiply."""
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
+    spark_s3_scheme: str = "s3a"
+    """Scheme Spark reads s3:// input tables with: s3a (Hadoop's connector, conf/spark-s3a.conf) or s3 (EMR)."""
 
     def check(self, key: str) -> None:
         for name in ("max_attempts", "s3fs_retries"):
@@ -210,6 +212,7 @@ class StorageConfig:
         for name in ("connect_timeout", "read_timeout"):
             if getattr(self, name) <= 0:
                 _fail(f"{key}.{name}", f"must be a positive number of seconds, got {getattr(self, name)}")
+        _choice(f"{key}.spark_s3_scheme", self.spark_s3_scheme, ("s3a", "s3"))
 
 
 @dataclass(frozen=True)

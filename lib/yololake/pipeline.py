@@ -87,8 +87,9 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
     paths = annotation_paths(inputs.annotations, config)
     check_paths_exist(paths, "annotations")
     check_paths_exist(inputs.frames, "frames")
-    raw = read_table(spark, paths, ann_cfg)
-    manifest = read_table(spark, inputs.frames, config.frames) if inputs.frames else None
+    raw = read_table(spark, paths, ann_cfg, config.storage.spark_s3_scheme)
+    manifest = (read_table(spark, inputs.frames, config.frames, config.storage.spark_s3_scheme)
+                if inputs.frames else None)
     root = images_root(inputs)
 
     hint_in_manifest = manifest is not None and split.mode != "source_file" and split.column in manifest.columns

@@ -48,7 +48,19 @@ def check_paths_exist(paths: Sequence[str], what: str) -> None:
             raise InputError(f"{what} path {uri} does not exist; check --{what}")
 
 
-def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig) -> DataFrame:
+def spark_paths(paths: Sequence[str], s3_scheme: str = "s3a") -> list[str]:
+    """s3:// and s3a:// URLs in the scheme this cluster's Spark reads S3 with (s3a: Hadoop's connector)."""
+    out = []
+    for uri in paths:
+        for scheme in ("s3://", "s3a://"):
+            if uri.startswith(scheme):
+                uri = f"{s3_scheme}://{uri[len(scheme):]}"
+                break
+        out.append(uri)
+    return out
+
+
+def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a") -> DataFrame:
     """Read one logical table from files and/or folders; hive folders (`drive=x/`) become columns.
 
     CSV is read as text (no schema inference) so a non-numeric value is quarantined later,
@@ -56,7 +68,7 @@ def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig) ->
     """
     fmt = table.format if table.format != "auto" else detect_format(paths)
     reader = spark.read.option("mode", "PERMISSIVE")
-    paths = list(paths)
+    paths = spark_paths(paths, s3_scheme)
     if fmt == "csv":
         df = reader.option("header", table.csv_header).option("inferSchema", False).csv(paths)
     elif fmt == "json":
