@@ -130,28 +130,10 @@ def sample_frames(index: DataFrame, split: str, n: int, seed: int) -> list[dict]
 
 
 def _frame_image(root: str, frame: dict) -> np.ndarray:
-    """The frame's image (the output copy or link, else the source), or a grey canvas of its size when
-    there is none (images.mode none); scaled to at most TILE pixels wide."""
-    from PIL import Image
-
-    candidates = [os.path.join(root, "images", frame["split"], frame["shard"], f"{frame['key']}.{frame['ext']}"),
-                  frame.get("source_image") or ""]
-    width, height = int(frame["width"]), int(frame["height"])
-    image = None
-    for path in candidates:
-        if path and "://" not in path and os.path.isfile(path):
-            try:
-                with Image.open(path) as img:
-                    image = img.convert("RGB")
-                break
-            except OSError:
-                continue
-    if image is None:
-        image = Image.new("RGB", (width, height), (128, 128, 128))
-    scale = min(1.0, TILE / image.width)
-    if scale < 1.0:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
-    return np.asarray(image)
+    """The output's copy or link of the frame's image, else its source (a grey canvas when neither is there)."""
+    output = os.path.join(root, "images", frame["split"], frame["shard"], f"{frame['key']}.{frame['ext']}")
+    return D.load_frame_image([output, frame.get("source_image") or ""], int(frame["width"]),
+                              int(frame["height"]), TILE)
 
 
 def read_label_file(root: str, frame: dict) -> list[D.Box]:

@@ -6,6 +6,7 @@ the dataset. `draw_boxes` is a pure function so its pixels can be checked direct
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 
 import matplotlib
@@ -57,6 +58,26 @@ def draw_boxes(image: np.ndarray, boxes: Sequence[Box], names: Sequence[str] | N
             draw.rectangle([x1, ty, x1 + tw - 1, ty + th - 1], fill=color)
             draw.text((x1 + 1 - left, ty + 1 - top), text, fill=(255, 255, 255), font=font)
     return np.asarray(canvas)
+
+
+def load_frame_image(candidates: Sequence[str], width: int, height: int, max_width: int) -> np.ndarray:
+    """The first readable local image of `candidates`, or a grey width x height canvas when there is none
+    (images.mode none); scaled down to at most `max_width` pixels wide."""
+    image = None
+    for path in candidates:
+        if path and "://" not in path and os.path.isfile(path):
+            try:
+                with Image.open(path) as img:
+                    image = img.convert("RGB")
+                break
+            except OSError:
+                continue
+    if image is None:
+        image = Image.new("RGB", (width, height), (128, 128, 128))
+    scale = min(1.0, max_width / image.width)
+    if scale < 1.0:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+    return np.asarray(image)
 
 
 def _save(fig: plt.Figure, path: str) -> str:
