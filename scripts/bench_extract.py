@@ -89,8 +89,8 @@ def main() -> int:
     from yololake.video.config import load_extract_config
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    spark = start_spark("bench-extract", "local[2]", {"spark.ui.enabled": "false"})
     config = load_extract_config(ROOT / "conf" / "extract_frames.yaml", ["sampling.fps=1", "sampling.every_n=0"])
+    spark = start_spark("bench-extract", "local[2]", {**config.spark, "spark.ui.enabled": "false"})
     times: dict[str, list[float]] = {"ffmpeg": [], "job": [], "submit": []}
     frames = {}
     for i in range(args.runs):

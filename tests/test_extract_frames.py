@@ -20,7 +20,8 @@ from yololake import output_dir
 from yololake.extract_frames import run
 from yololake.video import sampling as S
 from yololake.video.config import parse_extract_config
-from yololake.video.sample_videos import car_box, read_counter, write_bad_files, write_video
+from yololake.video.sample_videos import (car_box, read_counter, write_bad_files, write_truncated_faststart,
+                                          write_video)
 
 ROOT = Path(__file__).resolve().parents[1]
 NTSC = Fraction(30000, 1001)
@@ -120,8 +121,10 @@ def test_tiny_segments_equal_whole_video_decoding(spark, videos, tmp_path):
 
 def test_video_table_every_n_max_frames_and_unsafe_ids(spark, videos, tmp_path):
     table = tmp_path / "videos.parquet"
-    pd.DataFrame({"video_id": ["v30", "ntsc", "../evil", ".hidden", "a/b"],
-                  "uri": [str(videos / "v30.mp4"), "ntsc.mp4", "v30.mp4", "v30.mp4", "v30.mp4"]}).to_parquet(table)
+    write_truncated_faststart(str(videos / "v30.mp4"), str(tmp_path / "cut.mp4"))  # opens; data ends half-way
+    pd.DataFrame({"video_id": ["v30", "ntsc", "../evil", ".hidden", "a/b", "cut"],
+                  "uri": [str(videos / "v30.mp4"), "ntsc.mp4", "v30.mp4", "v30.mp4", "v30.mp4", "cut.mp4"]}
+                 ).to_parquet(table)
     # relative uris are taken relative to the table's folder: put a copy of ntsc there
     os.link(videos / "ntsc.mp4", tmp_path / "ntsc.mp4")
     os.link(videos / "v30.mp4", tmp_path / "v30.mp4")
@@ -132,8 +135,14 @@ def test_video_table_every_n_max_frames_and_unsafe_ids(spark, videos, tmp_path):
     assert list(m[m.video_id == "ntsc"].frame_index) == list(range(0, 75, 10))
     assert list(m[m.video_id == "v30"].frame_index) == [math.ceil(k * 90 / 8) for k in range(8)]
     q = pd.read_parquet(out / "quarantine")
-    assert sorted(q.video_id) == sorted(["../evil", ".hidden", "a/b"]) and set(q.reason) == {"unsafe_video_id"}
-    assert sorted(os.listdir(out / "frames")) == ["ntsc", "v30"]
+    unsafe = q[q.reason == "unsafe_video_id"]
+    assert sorted(unsafe.video_id) == sorted(["../evil", ".hidden", "a/b"])
+    # the cut video: quarantined as truncated, the frames before the cut kept (and they are the right ones)
+    assert set(q[q.video_id == "cut"].reason) <= {"truncated_video", "decode_error"}
+    assert "truncated_video" in set(q[q.video_id == "cut"].reason) and set(q.video_id) == {*unsafe.video_id, "cut"}
+    cut = m[m.video_id == "cut"]
+    assert 0 < len(cut) < 8 and [counter(u) for u in cut.image] == list(cut.frame_index)
+    assert sorted(os.listdir(out / "frames")) == ["cut", "ntsc", "v30"]
     assert not (tmp_path / "evil").exists() and summary["videos_quarantined"] == 3
 
 

@@ -64,13 +64,13 @@ def _progress(stage: str, started: float) -> None:
 
 
 def _balanced(spark: SparkSession, segments: DataFrame, n_segments: int) -> DataFrame:
-    """Deal the segments round-robin over the tasks. The planner emits the segments of a video one after
-    another, so consecutive segments of a video land in different tasks and one long video is decoded in
-    parallel; hash partitioning would let segments collide in one task while others sit idle."""
+    """Spread the segments over the decode tasks: slot = (hash of the video + segment number) mod n, range-
+    partitioned on the slot (a JVM-only sample of the cached plan), so consecutive segments of one video
+    land in different tasks and one long video is decoded in parallel. Plain hash partitioning of the
+    slot would hash it again and let segments of a video collide in one task."""
     n = max(1, min(n_segments, spark.sparkContext.defaultParallelism * _TASKS_PER_CORE))
-    rdd = (segments.rdd.zipWithIndex()
-           .map(lambda pair: (pair[1] % n, pair[0])).partitionBy(n, lambda key: key).values())
-    return spark.createDataFrame(rdd, T.PLAN_SCHEMA)
+    slot = F.pmod(F.xxhash64("video_id") + F.col("segment"), F.lit(n))
+    return segments.withColumn("_slot", slot).repartitionByRange(n, "_slot").drop("_slot")
 
 
 def _counts(df: DataFrame, *aggregates) -> dict:
@@ -86,14 +86,13 @@ def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overw
     run_id = uuid.uuid4().hex
     output_dir.claim(store, overwrite, {"run_id": run_id, "videos": videos, "out": store.display()})
 
-    checked = T.check_video_ids(listed).persist()
+    checked = T.check_video_ids(listed, spark.sparkContext.defaultParallelism * 4).persist()
     bad_ids = checked.where(F.col("reason").isNotNull()).select(
         "video_id", "uri", "reason", F.concat(F.lit("video id "), F.to_json(F.array("video_id"))).alias("detail"))
     good = checked.where(F.col("reason").isNull()).select("video_id", "uri")
     s = config.sampling
     planner = T.make_planner(s.every_n, s.fps, s.max_frames, config.segments.seconds, config.storage)
-    plan = (good.repartition(spark.sparkContext.defaultParallelism * 4)
-            .mapInPandas(planner, T.PLAN_SCHEMA).persist())
+    plan = good.mapInPandas(planner, T.PLAN_SCHEMA).persist()
     planned = _counts(plan, F.countDistinct("video_id").alias("videos"))
     n_segments = planned[None]["n"] if None in planned else 0
     _progress(f"plan: {n_segments} segment(s)", started)

@@ -156,7 +156,8 @@ def decode_segment(uri: str, info: VideoInfo, segment: S.Segment, result: Segmen
                 else:
                     return  # end of file
         except VideoError as exc:
-            result.error = exc if exc.reason != UNREADABLE else VideoError(DECODE_ERROR, exc.detail)
+            result.error = exc if exc.reason != UNREADABLE else VideoError(
+                DECODE_ERROR, f"at segment {segment.index}: {exc.detail}")
             return
         except (av.error.FFmpegError, OSError, EOFError, ValueError) as exc:
             result.error = VideoError(DECODE_ERROR, f"at segment {segment.index}: {type(exc).__name__}: {exc}")

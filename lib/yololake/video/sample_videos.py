@@ -85,6 +85,23 @@ def write_bad_files(folder: str, good_video: str) -> dict[str, str]:
     return {"notes": "unreadable_video", "broken": "unreadable_video"}
 
 
+def write_truncated_faststart(source: str, target: str) -> None:
+    """`source` remuxed with its index up front (movflags faststart), then cut in half: it opens, announces
+    all its frames, and its data ends half-way (a truncated_video, its first frames still usable)."""
+    tmp = target + ".full.mp4"
+    with av.open(source) as src, av.open(tmp, "w", options={"movflags": "faststart"}) as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    with open(tmp, "rb") as f:
+        data = f.read()
+    os.remove(tmp)
+    with open(target, "wb") as f:
+        f.write(data[: len(data) // 2])
+
+
 DEMO_VIDEOS = (("cam_a", 30, 6.0), ("cam_b", Fraction(30000, 1001), 5.0), ("cam_c", 25, 4.0),
                ("cam_d", 30, 5.0), ("cam_e", 24, 4.0))
 

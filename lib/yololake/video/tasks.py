@@ -99,14 +99,18 @@ def read_videos(spark: SparkSession, videos: str, config: InputConfig, storage: 
                         resolve_image_uri(F.col(f"`{config.uri_column}`").cast("string"), base).alias("uri"))
 
 
-def check_video_ids(videos: DataFrame) -> DataFrame:
-    """Add `reason`: unsafe_video_id (could leave the output folder) or duplicate_video_id; null when fine."""
+def check_video_ids(videos: DataFrame, partitions: int) -> DataFrame:
+    """Add `reason`: unsafe_video_id (could leave the output folder) or duplicate_video_id; null when fine.
+
+    Hash-partitioned by video id into `partitions` first: the duplicate check needs no further shuffle,
+    and the probe step runs on these partitions as they are.
+    """
     vid = F.col("video_id")
     safe = F.coalesce(vid.rlike(_SAFE_ID) & ~vid.startswith(".") & (vid == F.trim(vid)), F.lit(False))
     dupes = F.count(F.lit(1)).over(Window.partitionBy("video_id"))
     reason = (F.when(~safe, F.lit(D.UNSAFE_VIDEO_ID))
               .when(dupes > 1, F.lit(D.DUPLICATE_VIDEO_ID)))
-    return videos.withColumn("reason", reason)
+    return videos.repartition(partitions, "video_id").withColumn("reason", reason)
 
 
 def make_planner(every_n: int, fps: float, max_frames: int, segment_seconds: float,
