@@ -49,7 +49,7 @@ class TrainOptions:
     project: str = "runs/train"
     name: str = "exp"
     upload_to: str = ""
-    """Optional fsspec URL: the run folder is copied there after a successful run (node rank 0)."""
+    """Optional fsspec URL: the run folder is copied there after a successful run (by the node holding results.csv)."""
     dry_run: bool = False
     preflight_only: bool = False
     preflight_timeout: int = 60

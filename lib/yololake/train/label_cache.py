@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -38,8 +38,21 @@ def label_path(image: str) -> str:
     return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
 
-def get_hash(paths: list[str]) -> str:
-    size = sum(os.path.getsize(p) for p in paths if os.path.exists(p))
+def _stat_all(paths: list[str]) -> dict[str, os.stat_result]:
+    """One stat per file (following symlinks, as os.path.getsize does); absent files are left out."""
+    found = {}
+    for p in paths:
+        try:
+            found[p] = os.stat(p)
+        except OSError:
+            pass
+    return found
+
+
+def get_hash(paths: list[str], stats: dict[str, os.stat_result] | None = None) -> str:
+    """YOLOv5's get_hash: sha256 of the total size of the existing files, then of all paths joined."""
+    stats = _stat_all(paths) if stats is None else stats
+    size = sum(stats[p].st_size for p in paths if p in stats)
     h = hashlib.sha256(str(size).encode())
     h.update("".join(paths).encode())
     return h.hexdigest()
@@ -55,14 +68,14 @@ def read_sizes(dataset_root: str) -> dict[str, tuple[int, int]]:
 
 def _parse_label(args):
     """(image, label file, (w, h) or None) -> YOLOv5's verify_image_label outcome, image unopened."""
-    im_file, lb_file, shape = args
+    im_file, lb_file, shape, im_exists, lb_is_file = args
     try:
         if shape is None:
             raise ValueError("image not in the frame index")
-        if not os.path.exists(im_file):
+        if not im_exists:
             raise FileNotFoundError(f"No such file or directory: '{im_file}'")
         assert (shape[0] > 9) & (shape[1] > 9), f"image size {shape} <10 pixels"
-        if not os.path.isfile(lb_file):
+        if not lb_is_file:
             return im_file, np.zeros((0, 5), dtype=np.float32), shape, 1, 0, 0, 0, ""
         with open(lb_file) as f:
             lb = [x.split() for x in f.read().strip().splitlines() if len(x)]
@@ -75,7 +88,8 @@ def _parse_label(args):
         assert (lb >= 0).all(), f"negative label values {lb[lb < 0]}"
         assert (lb[:, 1:] <= 1).all(), f"non-normalized or out of bounds coordinates {lb[:, 1:][lb[:, 1:] > 1]}"
         msg = ""
-        _, i = np.unique(lb, axis=0, return_index=True)
+        # Exact duplicate rows are rare: a set of row bytes finds them cheaply, then YOLOv5's own np.unique.
+        _, i = np.unique(lb, axis=0, return_index=True) if len({r.tobytes() for r in lb}) < len(lb) else (0, lb)
         if len(i) < len(lb):
             msg = f"WARNING ⚠️ {im_file}: {len(lb) - len(i)} duplicate labels removed"
             lb = lb[i]
@@ -84,7 +98,7 @@ def _parse_label(args):
         return None, None, None, 0, 0, 0, 1, f"WARNING ⚠️ {im_file}: ignoring corrupt image/label: {e}"
 
 
-def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]], workers: int = 8) -> dict:
+def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]]) -> dict:
     """Write `<list file stem>.cache` for `list_file` (as YOLOv5 resolves it) and return its summary.
 
     Skips writing when a cache with the same hash and version is already there.
@@ -94,7 +108,8 @@ def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]], 
     im_files = list_images(list_file)
     label_files = [label_path(x) for x in im_files]
     cache_path = os.path.splitext(list_file)[0] + ".cache"
-    digest = get_hash(label_files + im_files)
+    stats = _stat_all(label_files + im_files)
+    digest = get_hash(label_files + im_files, stats)
     if os.path.exists(cache_path):
         try:
             old = np.load(cache_path, allow_pickle=True).item()
@@ -102,16 +117,17 @@ def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]], 
                 return {"path": cache_path, "results": old["results"], "written": False}
         except Exception:  # noqa: BLE001 - an unreadable old cache is simply replaced
             pass
-    jobs = [(im, lb, sizes.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None)
-            for im, lb in zip(im_files, label_files)]
+    jobs = [(im, lb, sizes.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None,
+             im in stats, lb in stats and stat.S_ISREG(stats[lb].st_mode)) for im, lb in zip(im_files, label_files)]
     x, msgs, nm, nf, ne, nc = {}, [], 0, 0, 0, 0
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for im_file, lb, shape, nm_f, nf_f, ne_f, nc_f, msg in pool.map(_parse_label, jobs, chunksize=256):
-            nm, nf, ne, nc = nm + nm_f, nf + nf_f, ne + ne_f, nc + nc_f
-            if im_file:
-                x[im_file] = [lb, shape, []]
-            if msg:
-                msgs.append(msg)
+    # One thread: parsing small local files is bound by the interpreter, and a pool's per-item cost is
+    # larger than the work (measured with scripts/bench_label_cache.py).
+    for im_file, lb, shape, nm_f, nf_f, ne_f, nc_f, msg in map(_parse_label, jobs):
+        nm, nf, ne, nc = nm + nm_f, nf + nf_f, ne + ne_f, nc + nc_f
+        if im_file:
+            x[im_file] = [lb, shape, []]
+        if msg:
+            msgs.append(msg)
     x["hash"] = digest
     x["results"] = nf, nm, ne, nc, len(im_files)
     x["msgs"] = msgs

@@ -69,6 +69,19 @@ def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> s
     return path
 
 
+def record_end(folder: str, code: int, seconds: float) -> None:
+    """Add the trainer's exit code and wall time to yololake_run.json."""
+    path = os.path.join(folder, "yololake_run.json")
+    with open(path, encoding="utf-8") as f:
+        info = json.load(f)
+    info.update(exit_code=code, trainer_seconds=round(seconds, 2),
+                finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
 def final_metrics(folder: str) -> dict | None:
     """The last row of results.csv (YOLOv5 pads its headers and values with spaces)."""
     path = os.path.join(folder, "results.csv")

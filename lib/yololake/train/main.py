@@ -74,13 +74,15 @@ def run(o: TrainOptions) -> int:
     cmd = launch.command(o, prepared.yaml_path, folder)
     launch.save_provenance(folder, o, cmd, prepared)
     _say(f"run folder {folder}\n  {shlex.join(cmd)}")
+    trainer_started = time.monotonic()
     code = launch.run_trainer(cmd, env)
+    launch.record_end(folder, code, time.monotonic() - trainer_started)
     metrics = launch.final_metrics(folder)
     if metrics:
         _say(launch.format_metrics(metrics))
-    elif o.node_rank != 0:
-        _say("results.csv is written on node rank 0")
-    if code == 0 and o.upload_to and o.node_rank == 0:
+    elif o.distributed:
+        _say("no results.csv here: YOLOv5 writes it on the node that runs global rank 0")
+    if code == 0 and o.upload_to and metrics:  # only the node holding the results uploads
         _say(f"run folder uploaded to {launch.upload(folder, o.upload_to)}")
     _say(f"trainer exited with {code}")
     return code

@@ -88,5 +88,5 @@ def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 
         _absolute_lists(root, folder, splits)
     yaml_path = write_yaml(folder, source.names, splits)
     sizes = label_cache.read_sizes(root)
-    caches = {s: label_cache.build(os.path.join(folder, f"{s}.txt"), root, sizes, workers) for s in splits}
+    caches = {s: label_cache.build(os.path.join(folder, f"{s}.txt"), root, sizes) for s in splits}
     return Prepared(source, root, yaml_path, copy, fingerprint(root), caches)
