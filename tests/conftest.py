@@ -5,7 +5,6 @@ import os
 import sys
 
 import pytest
-
 from s3_server import FaultProxy, MotoS3, set_dummy_credentials
 from yololake.spark_session import start_spark
 

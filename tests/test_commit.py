@@ -2,23 +2,18 @@
 from __future__ import annotations
 
 import dataclasses
-import filecmp
-import json
 import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
+from helpers import published_local
 from yololake.build_dataset import QuarantineThresholdError, main, run
-from yololake.config import load_config
+from yololake.config import StorageConfig, load_config
 from yololake.output_dir import OutputExistsError
 from yololake.pipeline import JobInputs
 from yololake.shard_writer import ShardSpec, make_shard_writer, write_shard
 from yololake.storage import Store
-
-from helpers import published_local
-from yololake.config import StorageConfig
 
 pytestmark = pytest.mark.slow
 CONF = Path(__file__).resolve().parents[1] / "conf" / "demo.yaml"

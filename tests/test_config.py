@@ -5,7 +5,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from yololake.build_dataset import main
 from yololake.config import ConfigError, load_config, parse_config
 

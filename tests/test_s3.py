@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import s3fs
-
 from helpers import published_local, published_s3
 from s3_server import ACCESS_KEY, SECRET_KEY, Rule
 from yololake import output_dir
@@ -195,7 +194,7 @@ def test_secrets_never_appear_in_logs_or_outputs(sample_lake, s3_bucket, tmp_pat
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     # A failing run too: its error path must not leak either.
-    failing = subprocess.run(args[:-6] + ["--out", f"s3://no-such-bucket/x", "--master", "local[2]"],
+    failing = subprocess.run(args[:-6] + ["--out", "s3://no-such-bucket/x", "--master", "local[2]"],
                              env=env, capture_output=True, text=True, timeout=300)
     assert failing.returncode == 1 and failing.stderr.strip().splitlines()[-1].startswith("build_dataset: error:")
     fs = _fs(endpoint)

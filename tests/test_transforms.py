@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
-
 from yololake import reasons as R
 from yololake.readers import SOURCE_FILE
-from yololake.transforms.annotations import (assign_reason, label_line, map_classes, standardize_annotations,
-                                             to_yolo_boxes)
-from yololake.transforms.frames import (assign_shards, assign_split_by_hash, assign_split_from_values,
-                                        check_frames, shard_buckets)
+from yololake.transforms.annotations import (
+    assign_reason,
+    label_line,
+    map_classes,
+    standardize_annotations,
+    to_yolo_boxes,
+)
+from yololake.transforms.frames import (
+    assign_shards,
+    assign_split_by_hash,
+    assign_split_from_values,
+    check_frames,
+    shard_buckets,
+)
 
 COLUMNS = ["frame", "label", "a", "b", "c", "d"]
 

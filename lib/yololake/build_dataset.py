@@ -15,16 +15,15 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from yololake import output_dir
 from yololake.config import ConfigError, JobConfig, load_config
 from yololake.pipeline import JobInputs, Plan, build_plan
 from yololake.readers import InputError
 from yololake.shard_writer import SHARD_SCHEMA, ShardSpec, ShardWriter, make_shard_writer
+from yololake.spark_session import start_spark
 from yololake.storage import StorageError, Store
 from yololake.table_writer import write_parquet_parts
-from yololake.spark_session import start_spark
 from yololake.transforms.frames import assign_shards, shard_buckets
 
 log = logging.getLogger("yololake.build_dataset")

@@ -15,11 +15,23 @@ from yololake import reasons as R
 from yololake.config import JobConfig
 from yololake.images import add_image_exists
 from yololake.readers import SOURCE_FILE, InputError, check_paths_exist, read_table
-from yololake.transforms.annotations import (assign_reason, label_line, map_classes, standardize_annotations,
-                                             to_yolo_boxes)
-from yololake.transforms.frames import (assign_split_by_hash, assign_split_from_values, check_frames,
-                                        frame_hints_from_annotations, frame_status, frames_from_annotations,
-                                        frames_from_manifest, is_safe_frame_id)
+from yololake.transforms.annotations import (
+    assign_reason,
+    label_line,
+    map_classes,
+    standardize_annotations,
+    to_yolo_boxes,
+)
+from yololake.transforms.frames import (
+    assign_split_by_hash,
+    assign_split_from_values,
+    check_frames,
+    frame_hints_from_annotations,
+    frame_status,
+    frames_from_annotations,
+    frames_from_manifest,
+    is_safe_frame_id,
+)
 
 WRITTEN_STATUSES = ("labeled", "background")
 
