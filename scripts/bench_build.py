@@ -1,0 +1,240 @@
+"""Benchmark the build-dataset job against the seed's pandas script and the file-write floor.
+
+    .venv/bin/python scripts/bench_build.py [--sizes 100000,1000000] [--repeats 3] [--work DIR]
+
+For each size N: generate a lake of N frames (scripts/bench_lake.py, ~6 boxes per frame, no images),
+then run, each --repeats times (medians are printed):
+  job       spark-submit jobs/build_dataset.py on local[*] (conf/demo.yaml, images.mode none)
+  baseline  the seed's pandas conversion: group by frame, iterrows, one label file per frame
+  floor     one process writing the job's label files, their text already in memory
+Peak memory is sampled (RSS, every 0.1 s) over the process tree: "driver" = the JVM and the Python
+driver, "job" = everything, Python workers included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zlib
+
+import psutil
+
+import bench_lake
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+NAMES = ("car", "truck", "pedestrian", "bicyclist", "light")
+CLASS_IDS = {**{n: i for i, n in enumerate(NAMES)}, "person": NAMES.index("pedestrian")}
+WORKER_MARKERS = ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")
+
+
+def _is_worker(proc: psutil.Process) -> bool:
+    try:
+        return any(m in " ".join(proc.cmdline()) for m in WORKER_MARKERS)
+    except psutil.Error:
+        return False
+
+
+def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
+    """Run `cmd`; return wall seconds, peak RSS (MB) of the non-worker processes and of the whole tree, stdout."""
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    peaks = {"driver": 0, "total": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        root = psutil.Process(proc.pid)
+        workers: dict[int, bool] = {}  # cmdline lookups are slow: classify each pid once
+        while not done.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            driver = total = 0
+            for p in tree:
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                if p.pid not in workers:
+                    workers[p.pid] = _is_worker(p)
+                total += rss
+                driver += 0 if workers[p.pid] else rss
+            peaks["driver"], peaks["total"] = max(peaks["driver"], driver), max(peaks["total"], total)
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.monotonic() - started
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: {' '.join(cmd[:4])}... failed (exit {proc.returncode}):\n{err[-3000:]}")
+    return {"wall": wall, "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20, "stdout": out}
+
+
+def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | None) -> dict:
+    env = {**os.environ, "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY}
+    if lib:  # bench another checkout's yololake (ahead of the editable install) on driver and workers
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(lib), env.get("PYTHONPATH")]))
+    conf = ["--conf", "spark.ui.enabled=false"]
+    if event_log:
+        os.makedirs(event_log, exist_ok=True)
+        conf = ["--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
+                "--conf", f"spark.eventLog.dir={event_log}"]
+    cmd = [os.path.join(os.path.dirname(PY), "spark-submit"), "--master", master,
+           "--driver-java-options", f"-Dlog4j.configurationFile={ROOT}/conf/log4j2.properties", *conf,
+           os.path.join(ROOT, "jobs", "build_dataset.py"), "--config", os.path.join(ROOT, "conf", "demo.yaml"),
+           "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames", "--images", lake,
+           "--out", out, "--overwrite", "--set", "images.mode=none", "--set", "images.check_exists=false"]
+    result = measure(cmd, env)
+    with open(os.path.join(out, "stats.json"), encoding="utf-8") as f:
+        stats = json.load(f)
+    result["in_job"], result["frames"] = stats["wall_seconds"], stats["frames_written"]
+    return result
+
+
+def baseline(lake: str, out: str) -> None:
+    """The seed's conversion, as a user would otherwise run it (sizes from the manifest, not hard-coded)."""
+    import pandas as pd
+
+    ann = pd.read_parquet(os.path.join(lake, "annotations"))
+    frames = pd.read_parquet(os.path.join(lake, "frames"))
+    df = ann.merge(frames[["frame_id", "width", "height", "video_id"]], on="frame_id")
+    lists: dict[str, list[str]] = {"train": [], "val": []}
+    for split in lists:
+        os.makedirs(os.path.join(out, "labels", split), exist_ok=True)
+    for frame, group in df.groupby("frame_id"):
+        split = "train" if zlib.crc32(str(group["video_id"].iloc[0]).encode()) % 10 < 8 else "val"
+        lines = []
+        for _, row in group.iterrows():
+            w, h = row["width"], row["height"]
+            cx, cy = (row["xmin"] + row["xmax"]) / 2 / w, (row["ymin"] + row["ymax"]) / 2 / h
+            bw, bh = abs(row["xmax"] - row["xmin"]) / w, abs(row["ymax"] - row["ymin"]) / h
+            lines.append(f"{CLASS_IDS[row['label']]} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n")
+        with open(os.path.join(out, "labels", split, f"{frame}.txt"), "w") as f:
+            f.writelines(lines)
+        lists[split].append(f"./images/{split}/{frame}.jpg\n")
+    for split, lines in lists.items():
+        with open(os.path.join(out, f"{split}.txt"), "w") as f:
+            f.writelines(lines)
+    print(json.dumps({"frames": sum(map(len, lists.values()))}))
+
+
+def floor(dataset: str, out: str) -> None:
+    """Load the job's label files (untimed), then time writing them again: the cost of the files alone."""
+    texts = []
+    labels = os.path.join(dataset, "labels")
+    for folder, _, files in os.walk(labels):
+        rel = os.path.relpath(folder, labels)
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as f:
+                texts.append((rel, name, f.read()))
+    started = time.monotonic()
+    made = set()
+    for rel, name, data in texts:
+        folder = os.path.join(out, "labels", rel)
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+    print(json.dumps({"seconds": time.monotonic() - started, "files": len(texts)}))
+
+
+def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | None, lib: str | None) -> dict:
+    lake = os.path.join(work, f"lake_{n}")
+    if not os.path.exists(os.path.join(lake, "frames", "manifest.parquet")):
+        shutil.rmtree(lake, ignore_errors=True)
+        info = bench_lake.generate(lake, n)
+        print(f"[{n}] generated lake: {info['frames']} frames, {info['rows']} boxes", flush=True)
+    runs: dict[str, list[dict]] = {"job": [], "baseline": [], "floor": []}
+    for r in range(repeats):
+        job_out, base_out, floor_out = (os.path.join(work, f"{kind}_{n}") for kind in ("job", "baseline", "floor"))
+        runs["job"].append(run_job(lake, job_out, master, event_log if r == 0 else None, lib))
+        shutil.rmtree(base_out, ignore_errors=True)
+        m = measure([PY, __file__, "--child", "baseline", lake, base_out])
+        m["frames"] = json.loads(m["stdout"].strip().splitlines()[-1])["frames"]
+        runs["baseline"].append(m)
+        shutil.rmtree(floor_out, ignore_errors=True)
+        m = measure([PY, __file__, "--child", "floor", job_out, floor_out])
+        done = json.loads(m["stdout"].strip().splitlines()[-1])
+        m["wall"], m["frames"] = done["seconds"], done["files"]
+        runs["floor"].append(m)
+        print(f"[{n}] run {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in runs.items()),
+              flush=True)
+    result = {kind: {key: statistics.median(m[key] for m in ms) for key in ("wall", "driver_mb", "total_mb")}
+              for kind, ms in runs.items()}
+    result["job"]["in_job"] = statistics.median(m["in_job"] for m in runs["job"])
+    for kind, ms in runs.items():
+        result[kind]["frames"] = ms[-1]["frames"]
+    return result
+
+
+def report(results: dict[int, dict], repeats: int) -> str:
+    lines = []
+    for n, r in results.items():
+        job, base, flo = r["job"], r["baseline"], r["floor"]
+        lines.append(f"N={n} frames, median of {repeats} run(s)")
+        for label, m in (("job (spark-submit)", job), ("baseline (pandas)", base), ("floor (write only)", flo)):
+            lines.append(f"  {label:20s} wall {m['wall']:9.3f} s  frames/s {n / m['wall']:9.0f}  "
+                         f"driver peak {m['driver_mb']:7.0f} MB  job peak {m['total_mb']:7.0f} MB")
+        lines.append(f"  job wall inside Spark (stats.json wall_seconds) {job['in_job']:.1f} s")
+        lines.append(f"  label files written: job {job['frames']}, baseline {base['frames']} (annotated frames only), "
+                     f"floor {flo['frames']}")
+        lines.append(f"  ratio job/baseline {job['wall'] / base['wall']:.3f} (target <= 0.1)   "
+                     f"ratio job/floor {job['wall'] / flo['wall']:.2f} (target <= 2)")
+    sizes = sorted(results)
+    if len(sizes) >= 2:
+        small, big = results[sizes[0]]["job"], results[sizes[-1]]["job"]
+        lines.append(f"ratio {sizes[-1]}/{sizes[0]}: job wall {big['wall'] / small['wall']:.2f} "
+                     f"(linear: {sizes[-1] / sizes[0]:.0f}, target <= 1.1x linear), "
+                     f"driver peak {big['driver_mb'] / small['driver_mb']:.2f} (target <= 1.2)")
+    else:
+        lines.append(f"ratio largest/smallest: n/a (one size: {sizes[0]})")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="100000,1000000", help="comma-separated frame counts")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--work", help="folder for lakes and outputs (kept; default: a temporary folder, removed)")
+    p.add_argument("--master", default="local[*]")
+    p.add_argument("--event-log", help="write the Spark event log of each size's first job run here (profiling)")
+    p.add_argument("--lib", help="source root of the yololake to bench (e.g. a snapshot's lib/); default: installed")
+    p.add_argument("--child", nargs=3, metavar=("KIND", "IN", "OUT"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        kind, src, out = args.child
+        (baseline if kind == "baseline" else floor)(src, out)
+        return 0
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        p.error(f"--sizes {args.sizes!r}: expected comma-separated whole numbers, e.g. 100000,1000000")
+    if not sizes or min(sizes) < 1 or args.repeats < 1:
+        p.error("--sizes needs positive frame counts and --repeats at least 1")
+    work = args.work or tempfile.mkdtemp(prefix="yololake-bench-")
+    os.makedirs(work, exist_ok=True)
+    try:
+        results = {n: bench_size(n, args.repeats, work, args.master, args.event_log, args.lib) for n in sizes}
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    cpu = f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    print(f"\nmachine: {cpu}; master {args.master}")
+    print(report(results, args.repeats))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""The benchmark runs end to end at a tiny size and prints every figure (not timed: speed is the script's job)."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+
+
+def test_bench_prints_every_figure_for_each_size_and_the_ratios(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_build.py"), "--sizes", "120,240",
+                          "--repeats", "1", "--work", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    for n in (120, 240):
+        block = out.split(f"N={n} frames, median of 1 run(s)")[1].split("N=")[0]
+        for kind in ("job (spark-submit)", "baseline (pandas)", "floor (write only)"):
+            line = re.search(rf"{re.escape(kind)}\s+wall\s+{NUMBER} s\s+frames/s\s+{NUMBER}\s+driver peak\s+{NUMBER} MB"
+                             rf"\s+job peak\s+{NUMBER} MB", block)
+            assert line, f"{kind} figures missing for N={n}:\n{block}"
+            wall, rate, driver, total = map(float, line.groups())
+            assert wall > 0 and driver > 0 and total >= driver
+            assert abs(rate - n / wall) <= max(1.0, 0.01 * rate)
+        assert re.search(rf"ratio job/baseline {NUMBER} .*ratio job/floor {NUMBER}", block)
+        assert re.search(rf"job wall inside Spark \(stats.json wall_seconds\) {NUMBER} s", block)
+        # every frame written by the job and the floor; the seed's script skips the background (every 20th)
+        assert f"label files written: job {n}, baseline {n - n // 20} (annotated frames only), floor {n}" in block
+    assert re.search(rf"ratio 240/120: job wall {NUMBER} \(linear: 2, .*driver peak {NUMBER}", out)
+    assert re.search(r"machine: \d+ CPUs", out)
