@@ -73,7 +73,7 @@ def generate(root: str, frames: int, per_shard: int = 10_000, width: int = 128, 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--frames", type=int, default=20_000)
+    p.add_argument("--frames", type=int, default=22_300, help="frames in all; 90%% train (22300: 20070 train)")
     p.add_argument("--dir", default="/tmp/yololake_bench_cache")
     p.add_argument("--generate-only", action="store_true", help="write the dataset and stop (for gpu_check.sh)")
     p.add_argument("--size", default="128x96", help="image WIDTHxHEIGHT (128x96)")
@@ -102,9 +102,13 @@ def main() -> int:
     LoadImagesAndLabels(list_file, img_size=640, batch_size=16, workers=8)
     ours = time.perf_counter() - t
     assert os.stat(cache).st_mtime_ns == mtime, "YOLOv5 rejected the prebuilt cache and rescanned"
-    print(f"YOLOv5 own scan ({NUM_THREADS} threads):   {scan:8.2f}s")
-    print(f"prebuild {built:6.2f}s + init with cache: {ours:8.2f}s   results {summary['results']}")
-    print(f"ratio scan / (prebuild + init):     {scan / ours:8.1f}x   (target >= 10x)")
+    n = summary["results"][4]
+    print(f"train images: {n}; results {summary['results']}")
+    print(f"A) YOLOv5 init, own scan ({NUM_THREADS} thread(s)):  {scan:8.2f}s")
+    print(f"B) our prebuild:                         {built:8.2f}s")
+    print(f"C) YOLOv5 init with the prebuilt cache:  {ours - built:8.2f}s")
+    print(f"ratio A / (B + C) (first run):           {scan / ours:8.1f}x   (target >= 10x)")
+    print(f"ratio A / C (cache already staged):      {scan / (ours - built):8.1f}x")
     return 0
 
 

@@ -6,7 +6,6 @@ import os
 import shlex
 
 import pytest
-
 from yololake.train import main as train_main
 from yololake.train.args import UsageError, parse
 from yololake.train.preflight import PreflightError, check_devices, check_trainer_can_run

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-
 from yololake.train import prepare, stage, yolov5_env
 
 pytestmark = pytest.mark.slow
@@ -36,7 +35,7 @@ def test_real_loader_uses_the_prebuilt_cache_without_rescanning(demo_dataset, yo
         assert "New cache created" not in logged
         assert os.stat(cache["path"]).st_mtime_ns == before  # not rewritten
         assert sum(len(lb) for lb in dataset.labels) == expected["boxes"]
-        image, labels, _, _ = dataset[0]
+        image, _, _, _ = dataset[0]
         assert image.shape[0] == 3
 
 
@@ -71,7 +70,7 @@ def test_a_changed_dataset_gets_a_new_cache_and_a_corrupt_label_is_counted(demo_
     with open(label, "a") as f:
         f.write("0 0.5 0.5 1.5 0.1\n")  # out of bounds: YOLOv5 calls the pair corrupt
     changed = prepare.prepare(stage.resolve(str(copy)), str(tmp_path / "stage"), "never", progress=False)
-    nf, nm, ne, nc, n = changed.caches["val"]["results"]
+    _, _, _, nc, n = changed.caches["val"]["results"]
     assert changed.caches["val"]["written"] and nc == 1 and n == first.caches["val"]["results"][4]
     cache = np.load(changed.caches["val"]["path"], allow_pickle=True).item()
     assert any("non-normalized or out of bounds coordinates" in m for m in cache["msgs"])

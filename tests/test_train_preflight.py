@@ -90,7 +90,7 @@ def test_a_node_with_a_different_dataset_fails_naming_its_rank(two_datasets, tmp
 
 def test_a_missing_node_fails_within_the_rendezvous_timeout(two_datasets, tmp_path):
     started = time.monotonic()
-    code, out, err = _finish(_train(two_datasets[0], tmp_path, "--nnodes", "2", "--nproc-per-node", "1",
+    code, _, err = _finish(_train(two_datasets[0], tmp_path, "--nnodes", "2", "--nproc-per-node", "1",
                                     "--batch-size", "2", "--preflight-timeout", "5",
                                     "--rdzv-endpoint", f"127.0.0.1:{_free_port_pair()}"))
     elapsed = time.monotonic() - started

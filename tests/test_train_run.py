@@ -43,7 +43,7 @@ def trained(demo_dataset, tmp_path_factory):
                            "--model", "yolov5n", "--epochs", "1", "--img", "128", "--device", "cpu",
                            "--weights", "", "--batch-size", "16", "--project", str(base / "runs"),
                            "--", "--workers", "0", "--noplots"],
-                          cwd=base, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=base, env=env, capture_output=True, text=True, timeout=600, check=False)
     return base, proc, env
 
 
@@ -65,7 +65,7 @@ def test_training_runs_real_yolov5_and_reports_final_metrics(trained, demo_datas
 
 
 def test_no_network_access_was_attempted(trained):
-    base, proc, _ = trained
+    base, _, _ = trained
     log = (base / "network.log").read_text().splitlines()
     assert sum(line.startswith("guard") for line in log) >= 2  # launcher and trainer both ran guarded
     assert [line for line in log if line.startswith("connect")] == []
@@ -78,7 +78,7 @@ def test_detect_with_the_trained_weights_writes_annotated_images(trained, demo_d
     result = subprocess.run([sys.executable, "-m", "yololake", "detect", "--weights",
                              str(base / "runs" / "exp" / "weights" / "best.pt"), "--source", images, "--img", "128",
                              "--device", "cpu", "--conf", "0.001", "--project", str(tmp_path / "detect")],
-                            env=env, capture_output=True, text=True, timeout=300)
+                            env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     written = sorted(os.listdir(tmp_path / "detect" / "exp"))
     assert written == sorted(os.listdir(images))
@@ -88,7 +88,7 @@ def test_detect_with_the_trained_weights_writes_annotated_images(trained, demo_d
 
 def test_missing_weights_fail_before_anything_runs(demo_dataset, tmp_path):
     result = subprocess.run([sys.executable, "-m", "yololake", "detect", "--weights", str(tmp_path / "best.pt"),
-                             "--source", demo_dataset[0]], capture_output=True, text=True, timeout=120)
+                             "--source", demo_dataset[0]], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert result.stderr.strip() == (f"yololake detect: error: --weights {tmp_path / 'best.pt'}: file not found; "
                                      "this launcher never downloads weights, so copy the .pt file to this machine "

@@ -8,9 +8,9 @@ import json
 import os
 import shutil
 import tarfile
+from pathlib import Path
 
 import pytest
-
 from yololake.train import prepare, stage
 
 pytestmark = pytest.mark.slow
@@ -54,7 +54,7 @@ def test_local_folder_staging_resumes_after_an_interruption(demo_dataset, tmp_pa
     root = os.path.join(tmp_path, source.folder_name)
     assert not os.path.exists(os.path.join(root, stage.MARKER))  # not usable yet
     partial = len(_tree(root))
-    open(os.path.join(root, "train.txt.tmp-deadbeef"), "w").write("half a file")  # what a kill leaves
+    Path(root, "train.txt.tmp-deadbeef").write_text("half a file")  # what a kill leaves
     report = stage.stage(source, str(tmp_path), workers=4, progress=False)
     assert report.files == len(_expected(out)) and 0 < report.fetched <= report.files - partial + 4
     staged = _tree(root)
@@ -70,9 +70,9 @@ def test_a_staged_file_that_differs_from_the_manifest_is_fetched_again(demo_data
     shard = next(s for s in source.shards if s["boxes"])
     folder = os.path.join(root, "labels", shard["split"], shard["shard"])
     victim = next(os.path.join(folder, n) for n in sorted(os.listdir(folder)) if os.path.getsize(os.path.join(folder, n)))
-    data = bytearray(open(victim, "rb").read())
+    data = bytearray(Path(victim).read_bytes())
     data[0] = ord("4") if data[0] != ord("4") else ord("3")  # same size, other class: only the sha256 tells
-    open(victim, "wb").write(bytes(data))
+    Path(victim).write_bytes(bytes(data))
     report = stage.stage(source, str(tmp_path), progress=False)
     assert report.fetched == shard["frames"]  # that shard again, nothing else
     assert stage.shard_digest(folder) == shard["sha256"]
@@ -93,7 +93,7 @@ def test_prepare_with_stage_always_writes_the_yaml_yolov5_reads(demo_dataset, tm
 def _archive_layout(src, dst):
     """The shard_archive layout: labels/<split>/<shard>.tar, its sha256 and size in shards.json."""
     shutil.copytree(src, dst, symlinks=False, ignore=shutil.ignore_patterns("labels"))
-    shards = json.load(open(os.path.join(src, "shards.json")))
+    shards = json.loads(Path(src, "shards.json").read_text())
     for shard in shards:
         base = f"{shard['split']}/{shard['shard']}"
         buf = io.BytesIO()
@@ -102,10 +102,10 @@ def _archive_layout(src, dst):
             for name in sorted(os.listdir(folder)):
                 tar.add(os.path.join(folder, name), arcname=f"labels/{base}/{name}")
         os.makedirs(os.path.join(dst, "labels", shard["split"]), exist_ok=True)
-        open(os.path.join(dst, "labels", f"{base}.tar"), "wb").write(buf.getvalue())
+        Path(dst, "labels", f"{base}.tar").write_bytes(buf.getvalue())
         shard.update(object=f"labels/{base}.tar", object_bytes=len(buf.getvalue()),
                      object_sha256=hashlib.sha256(buf.getvalue()).hexdigest())
-    json.dump(shards, open(os.path.join(dst, "shards.json"), "w"))
+    Path(dst, "shards.json").write_text(json.dumps(shards))
 
 
 def test_shard_archives_are_unpacked_and_verified(demo_dataset, tmp_path):

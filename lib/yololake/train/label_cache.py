@@ -66,6 +66,18 @@ def read_sizes(dataset_root: str) -> dict[str, tuple[int, int]]:
             for sp, sh, k, e, w, h in zip(t["split"], t["shard"], t["key"], t["ext"], t["width"], t["height"])}
 
 
+def _read_text(path: str) -> str:
+    """The file's text as YOLOv5's open(path).read() gives it (universal newlines), without TextIOWrapper's cost."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode().replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _parse_label(args):
     """(image, label file, (w, h) or None) -> YOLOv5's verify_image_label outcome, image unopened."""
     im_file, lb_file, shape, im_exists, lb_is_file = args
@@ -77,8 +89,7 @@ def _parse_label(args):
         assert (shape[0] > 9) & (shape[1] > 9), f"image size {shape} <10 pixels"
         if not lb_is_file:
             return im_file, np.zeros((0, 5), dtype=np.float32), shape, 1, 0, 0, 0, ""
-        with open(lb_file) as f:
-            lb = [x.split() for x in f.read().strip().splitlines() if len(x)]
+        lb = [x.split() for x in _read_text(lb_file).strip().splitlines() if len(x)]
         if any(len(x) > 6 for x in lb):
             raise ValueError("segment labels are not produced by yololake")
         lb = np.array(lb, dtype=np.float32)
@@ -115,7 +126,7 @@ def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]]) 
             old = np.load(cache_path, allow_pickle=True).item()
             if old["version"] == CACHE_VERSION and old["hash"] == digest:
                 return {"path": cache_path, "results": old["results"], "written": False}
-        except Exception:  # noqa: BLE001 - an unreadable old cache is simply replaced
+        except Exception:  # noqa: BLE001, S110 - an unreadable old cache is simply replaced
             pass
     jobs = [(im, lb, sizes.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None,
              im in stats, lb in stats and stat.S_ISREG(stats[lb].st_mode)) for im, lb in zip(im_files, label_files)]

@@ -100,7 +100,7 @@ def format_metrics(row: dict) -> str:
 def run_trainer(cmd: list[str], env: dict) -> int:
     """Stream the trainer's output to this console; its exit code is ours."""
     try:
-        return subprocess.run(cmd, env=env).returncode
+        return subprocess.run(cmd, env=env, check=False).returncode
     except KeyboardInterrupt:
         return 130
 

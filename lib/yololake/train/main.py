@@ -60,7 +60,7 @@ def run(o: TrainOptions) -> int:
     where = "staged to" if prepared.staged else "used in place from"
     _say(f"dataset {source.url} version {source.version[:12]} {where} {prepared.root}")
     for split, cache in prepared.caches.items():
-        nf, nm, ne, nc, n = cache["results"]
+        _, nm, ne, nc, n = cache["results"]
         state = "written" if cache["written"] else "up to date"
         _say(f"label cache {split}: {n} images, {ne + nm} backgrounds, {nc} corrupt ({state}: {cache['path']})")
     env = yolov5_env.offline_env(stage_root)
@@ -94,4 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(parse(argv))
     except (UsageError, stage.DatasetError, preflight.PreflightError) as exc:
         print(f"yololake train: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except OSError as exc:  # storage: credentials, permissions, a full disk, an unreachable endpoint
+        print(f"yololake train: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         return 2

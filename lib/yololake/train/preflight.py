@@ -80,7 +80,7 @@ def distributed_check(o: TrainOptions, python: str, backend: str, fingerprint: s
            "YOLOLAKE_CHECK_BACKEND": backend, "YOLOLAKE_CHECK_TIMEOUT": str(o.preflight_timeout),
            "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1")}
     try:
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
                               timeout=o.preflight_timeout * 3 + 60)
     except subprocess.TimeoutExpired:
         raise PreflightError(f"distributed check did not finish within {o.preflight_timeout * 3 + 60}s; "

@@ -15,7 +15,6 @@ import json
 import os
 import posixpath
 import shutil
-import tarfile
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,15 +23,21 @@ from dataclasses import dataclass, field
 import fsspec
 import yaml
 
-SUCCESS = "_SUCCESS"
+from yololake.train.manifest import (  # noqa: F401
+    SPLITS,
+    SUCCESS,
+    DatasetError,
+    archived,
+    fingerprint,
+    safe_target,
+    shard_digest,
+    unpack_archives,
+    verify,
+)
+
 MARKER = ".yololake_staged.json"
-SPLITS = ("train", "val", "test")
 TOP_FILES = ("shards.json", "stats.json", "dataset.yaml") + tuple(f"{s}.txt" for s in SPLITS)
 TREES = ("labels/", "images/", "index/")
-
-
-class DatasetError(RuntimeError):
-    """The dataset cannot be used as is; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -101,47 +106,6 @@ def _wanted(rel: str) -> bool:
     return rel in TOP_FILES or rel == SUCCESS or rel.startswith(TREES)
 
 
-def _safe_target(root: str, rel: str) -> str:
-    """root/rel, refusing names that would land outside the staged copy."""
-    target = os.path.normpath(os.path.join(root, rel))
-    if os.path.isabs(rel) or rel.split("/")[0] == ".." or not target.startswith(root + os.sep):
-        raise DatasetError(f"refusing to stage {rel!r}: it would be written outside {root}")
-    return target
-
-
-def shard_digest(folder: str) -> str:
-    """The sha256 build-dataset records per shard: for each key in order, key NUL label-bytes NUL."""
-    digest = hashlib.sha256()
-    names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".txt")) if os.path.isdir(folder) else []
-    for key in names:
-        with open(os.path.join(folder, f"{key}.txt"), "rb") as f:
-            digest.update(f"{key}\0".encode() + f.read() + b"\0")
-    return digest.hexdigest()
-
-
-def verify(source: Source, root: str) -> list[str]:
-    """Problems of the copy at `root` against the manifest (empty when it matches)."""
-    problems = []
-    for shard in source.shards:
-        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
-        if shard_digest(folder) != shard["sha256"]:
-            problems.append(f"labels/{shard['split']}/{shard['shard']}")
-    for split in SPLITS:
-        expected = sum(s["frames"] for s in source.shards if s["split"] == split)
-        listing = os.path.join(root, f"{split}.txt")
-        if not os.path.exists(listing):
-            if expected:
-                problems.append(f"{split}.txt")
-            continue
-        with open(listing, encoding="utf-8") as f:
-            lines = [line.rstrip("\n") for line in f if line.strip()]
-        if len(lines) != expected:
-            problems.append(f"{split}.txt ({len(lines)} lines, manifest says {expected} frames)")
-        missing = [line for line in lines if not os.path.isfile(os.path.join(root, line[2:]))]
-        problems += [f"{line[2:]} (listed in {split}.txt)" for line in missing[:5]]
-    return problems
-
-
 @dataclass
 class StageReport:
     root: str
@@ -172,7 +136,7 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
         rel = path[len(prefix):] if path.startswith(prefix) else None
         if rel is None or not _wanted(rel):
             continue
-        target = _safe_target(root, rel)
+        target = safe_target(root, rel)
         report.files += 1
         size = info.get("size")
         if os.path.isfile(target) and size is not None and os.path.getsize(target) == size:
@@ -189,7 +153,7 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
     problems = verify(source, root)
     bad_shards = [p + end for p in problems if p.startswith("labels/") for end in ("/", ".tar")]
     if bad_shards:  # a label changed without changing size, or a partial copy from elsewhere: fetch it again, once
-        again = [(p, _safe_target(root, p[len(prefix):])) for p in listing
+        again = [(p, safe_target(root, p[len(prefix):])) for p in listing
                  if p.startswith(prefix) and p[len(prefix):].startswith(tuple(bad_shards))]
         for _, target in again:
             os.remove(target) if os.path.exists(target) else None
@@ -205,45 +169,6 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
         json.dump(info, f, indent=2)
     os.replace(tmp, marker)
     return report
-
-
-def archived(source: Source) -> bool:
-    """shard_archive layout: each shard's labels (and maybe images) are one tar, unpacked when staging."""
-    return any(str(s.get("object") or "").endswith(".tar") for s in source.shards)
-
-
-def _file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def unpack_archives(source: Source, root: str) -> None:
-    """Unpack each shard tar whose labels are not in place yet; a tar that fails its sha256 is removed
-    (verification then reports the shard and it is fetched again)."""
-    for shard in source.shards:
-        rel = str(shard.get("object") or "")
-        if not rel.endswith(".tar"):
-            continue
-        tar_path = _safe_target(root, rel)
-        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
-        if not os.path.exists(tar_path) or shard_digest(folder) == shard["sha256"]:
-            continue
-        if shard.get("object_sha256") and _file_sha256(tar_path) != shard["object_sha256"]:
-            os.remove(tar_path)
-            continue
-        with tarfile.open(tar_path) as tar:
-            for member in tar:
-                if not member.isfile() or not member.name.startswith(("labels/", "images/")):
-                    continue  # only plain files, only where a dataset keeps them
-                target = _safe_target(root, member.name)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-                with tar.extractfile(member) as src, open(tmp, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                os.replace(tmp, target)
 
 
 def _fetch_all(source: Source, todo: list, workers: int, progress: bool, on_file, report: StageReport) -> None:
@@ -284,14 +209,3 @@ def sweep_temporaries(root: str) -> None:
         for name in files:
             if ".tmp-" in name:
                 os.remove(os.path.join(folder, name))
-
-
-def fingerprint(root: str) -> str:
-    """What every rank compares before training: the manifests and list files of the copy it will read."""
-    digest = hashlib.sha256()
-    for name in (SUCCESS, "shards.json") + tuple(f"{s}.txt" for s in SPLITS):
-        path = os.path.join(root, name)
-        if os.path.exists(path):
-            with open(path, "rb") as f:
-                digest.update(name.encode() + b"\0" + hashlib.sha256(f.read()).digest())
-    return digest.hexdigest()

@@ -29,7 +29,7 @@ def locate(yolov5_dir: str = "") -> str:
     spec = importlib.util.find_spec("yolov5")
     if spec is None or not spec.submodule_search_locations:
         raise UsageError("the yolov5 package is not installed; `pip install -e .[train]` or pass --yolov5-dir")
-    return list(spec.submodule_search_locations)[0]
+    return next(iter(spec.submodule_search_locations))
 
 
 def script(yolov5_dir: str, name: str) -> list[str]:

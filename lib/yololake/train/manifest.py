@@ -1,0 +1,107 @@
+"""A staged copy checked against the dataset's manifest (`shards.json`), shard archives unpacked, and the
+fingerprint every rank compares before training."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import uuid
+
+SUCCESS = "_SUCCESS"
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(RuntimeError):
+    """The dataset cannot be used as is; the message says why and what to do."""
+
+
+def safe_target(root: str, rel: str) -> str:
+    """root/rel, refusing names that would land outside the staged copy."""
+    target = os.path.normpath(os.path.join(root, rel))
+    if os.path.isabs(rel) or rel.split("/")[0] == ".." or not target.startswith(root + os.sep):
+        raise DatasetError(f"refusing to stage {rel!r}: it would be written outside {root}")
+    return target
+
+
+def shard_digest(folder: str) -> str:
+    """The sha256 build-dataset records per shard: for each key in order, key NUL label-bytes NUL."""
+    digest = hashlib.sha256()
+    names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".txt")) if os.path.isdir(folder) else []
+    for key in names:
+        with open(os.path.join(folder, f"{key}.txt"), "rb") as f:
+            digest.update(f"{key}\0".encode() + f.read() + b"\0")
+    return digest.hexdigest()
+
+
+def verify(source, root: str) -> list[str]:
+    """Problems of the copy at `root` against the manifest (empty when it matches)."""
+    problems = []
+    for shard in source.shards:
+        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
+        if shard_digest(folder) != shard["sha256"]:
+            problems.append(f"labels/{shard['split']}/{shard['shard']}")
+    for split in SPLITS:
+        expected = sum(s["frames"] for s in source.shards if s["split"] == split)
+        listing = os.path.join(root, f"{split}.txt")
+        if not os.path.exists(listing):
+            if expected:
+                problems.append(f"{split}.txt")
+            continue
+        with open(listing, encoding="utf-8") as f:
+            lines = [line.rstrip("\n") for line in f if line.strip()]
+        if len(lines) != expected:
+            problems.append(f"{split}.txt ({len(lines)} lines, manifest says {expected} frames)")
+        missing = [line for line in lines if not os.path.isfile(os.path.join(root, line[2:]))]
+        problems += [f"{line[2:]} (listed in {split}.txt)" for line in missing[:5]]
+    return problems
+
+
+def archived(source) -> bool:
+    """shard_archive layout: each shard's labels (and maybe images) are one tar, unpacked when staging."""
+    return any(str(s.get("object") or "").endswith(".tar") for s in source.shards)
+
+
+def _file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unpack_archives(source, root: str) -> None:
+    """Unpack each shard tar whose labels are not in place yet; a tar that fails its sha256 is removed
+    (verification then reports the shard and it is fetched again)."""
+    for shard in source.shards:
+        rel = str(shard.get("object") or "")
+        if not rel.endswith(".tar"):
+            continue
+        tar_path = safe_target(root, rel)
+        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
+        if not os.path.exists(tar_path) or shard_digest(folder) == shard["sha256"]:
+            continue
+        if shard.get("object_sha256") and _file_sha256(tar_path) != shard["object_sha256"]:
+            os.remove(tar_path)
+            continue
+        with tarfile.open(tar_path) as tar:
+            for member in tar:
+                if not member.isfile() or not member.name.startswith(("labels/", "images/")):
+                    continue  # only plain files, only where a dataset keeps them
+                target = safe_target(root, member.name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+                with tar.extractfile(member) as src, open(tmp, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                os.replace(tmp, target)
+
+
+def fingerprint(root: str) -> str:
+    """What every rank compares before training: the manifests and list files of the copy it will read."""
+    digest = hashlib.sha256()
+    for name in (SUCCESS, "shards.json") + tuple(f"{s}.txt" for s in SPLITS):
+        path = os.path.join(root, name)
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                digest.update(name.encode() + b"\0" + hashlib.sha256(f.read()).digest())
+    return digest.hexdigest()
