@@ -109,3 +109,17 @@ def test_device_checks_name_the_gpu_shortfall_and_cpu_ddp():
     with pytest.raises(PreflightError, match="YOLOv5 DDP needs CUDA GPUs"):
         check_trainer_can_run(cpu, "gloo")
     check_trainer_can_run(parse(["--data", "d", "--device", "cpu"]), "gloo")  # one process on CPU is fine
+
+
+def test_dry_run_with_a_yolov5_clone_runs_its_train_py(capsys, tiny_dataset, tmp_path):
+    clone = tmp_path / "yolov5"
+    (clone / "models").mkdir(parents=True)
+    (clone / "train.py").write_text("")
+    (clone / "models" / "yolov5s.yaml").write_text("")
+    code, cmds, _ = _dry(capsys, tiny_dataset, str(tmp_path / "stage"), "--yolov5-dir", str(clone),
+                         "--nproc-per-node", "2", "--batch-size", "32")
+    assert code == 0
+    assert cmds[0][8:10] == ["--standalone", str(clone / "train.py")]
+    assert _after(cmds[0], "--cfg") == str(clone / "models" / "yolov5s.yaml")
+    assert train_main.main(["--data", tiny_dataset, "--yolov5-dir", str(tmp_path), "--dry-run"]) == 2
+    assert "no train.py there" in capsys.readouterr().err
