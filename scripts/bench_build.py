@@ -81,7 +81,8 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
     return {"wall": wall, "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20, "stdout": out}
 
 
-def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | None) -> dict:
+def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | None,
+            job_set: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY}
     if lib:  # bench another checkout's yololake (ahead of the editable install) on driver and workers
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(lib), env.get("PYTHONPATH")]))
@@ -94,7 +95,8 @@ def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | 
            "--driver-java-options", f"-Dlog4j.configurationFile={ROOT}/conf/log4j2.properties", *conf,
            os.path.join(ROOT, "jobs", "build_dataset.py"), "--config", os.path.join(ROOT, "conf", "demo.yaml"),
            "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames", "--images", lake,
-           "--out", out, "--overwrite", "--set", "images.mode=none", "--set", "images.check_exists=false"]
+           "--out", out, "--overwrite", "--set", "images.mode=none", "--set", "images.check_exists=false",
+           *[arg for item in job_set for arg in ("--set", item)]]
     result = measure(cmd, env)
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as f:
         stats = json.load(f)
@@ -150,7 +152,8 @@ def floor(dataset: str, out: str) -> None:
     print(json.dumps({"seconds": time.monotonic() - started, "files": len(texts)}))
 
 
-def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | None, lib: str | None) -> dict:
+def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | None, lib: str | None,
+               job_set: tuple[str, ...] = ()) -> dict:
     lake = os.path.join(work, f"lake_{n}")
     if not os.path.exists(os.path.join(lake, "frames", "manifest.parquet")):
         shutil.rmtree(lake, ignore_errors=True)
@@ -159,7 +162,7 @@ def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | No
     runs: dict[str, list[dict]] = {"job": [], "baseline": [], "floor": []}
     for r in range(repeats):
         job_out, base_out, floor_out = (os.path.join(work, f"{kind}_{n}") for kind in ("job", "baseline", "floor"))
-        runs["job"].append(run_job(lake, job_out, master, event_log if r == 0 else None, lib))
+        runs["job"].append(run_job(lake, job_out, master, event_log if r == 0 else None, lib, job_set))
         shutil.rmtree(base_out, ignore_errors=True)
         m = measure([PY, __file__, "--child", "baseline", lake, base_out])
         m["frames"] = json.loads(m["stdout"].strip().splitlines()[-1])["frames"]
@@ -211,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master", default="local[*]")
     p.add_argument("--event-log", help="write the Spark event log of each size's first job run here (profiling)")
     p.add_argument("--lib", help="source root of the yololake to bench (e.g. a snapshot's lib/); default: installed")
+    p.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra --set for the job, e.g. output.layout=shard_archive")
     p.add_argument("--child", nargs=3, metavar=("KIND", "IN", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -226,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or tempfile.mkdtemp(prefix="yololake-bench-")
     os.makedirs(work, exist_ok=True)
     try:
-        results = {n: bench_size(n, args.repeats, work, args.master, args.event_log, args.lib) for n in sizes}
+        results = {n: bench_size(n, args.repeats, work, args.master, args.event_log, args.lib,
+                                tuple(args.job_set)) for n in sizes}
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     cpu = f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    print(f"\nmachine: {cpu}; master {args.master}")
+    print(f"\nmachine: {cpu}; master {args.master}; job --set {' '.join(args.job_set) or '(defaults)'}")
     print(report(results, args.repeats))
     return 0
 
