@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Callable, Sequence
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from yololake import output_dir
 from yololake.config import ConfigError, JobConfig, load_config
-from yololake.pipeline import JobInputs, Plan, build_plan
+from yololake.pipeline import WRITTEN_STATUSES, JobInputs, Plan, build_plan
 from yololake.readers import InputError
 from yololake.shard_writer import SHARD_SCHEMA, ShardSpec, ShardWriter, make_shard_writer
 from yololake.spark_session import start_spark
@@ -78,8 +79,17 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
             f"{json.dumps(reasons, sort_keys=True)}. Inspect {store.display('quarantine')}, fix the input or "
             "config, or raise the threshold")
 
+    # One pass over the frame table for every frame-level count (statuses, frames per split, boxes kept).
+    frame_counts = plan.frames.groupBy("status", "split").agg(
+        F.count(F.lit(1)).alias("frames"), F.sum("box_count").alias("boxes")).collect()
+    statuses: dict = {}
+    for r in frame_counts:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + r["frames"]
+    split_counts: dict = {}
+    for r in frame_counts:
+        if r["status"] in WRITTEN_STATUSES:
+            split_counts[r["split"]] = split_counts.get(r["split"], 0) + r["frames"]
     to_write = plan.frames_to_write()
-    split_counts = {r["split"]: r["count"] for r in to_write.groupBy("split").count().collect()}
     buckets = shard_buckets(split_counts, config.output.frames_per_shard)
     sharded = assign_shards(to_write, buckets, config.output.frames_per_shard)
     spec = ShardSpec(store, config.images.mode, config.output.layout, config.output.archive_images)
@@ -104,8 +114,9 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
         output_dir.publish_list(store, split)
 
     written = sum(s["boxes"] for s in shards)
-    duplicates = valid - plan.valid_boxes().count()
-    summary = summarize(plan, config, store.display(), rows_in, written, quarantined, duplicates, reasons, shards)
+    duplicates = valid - sum(r["boxes"] or 0 for r in frame_counts)
+    summary = summarize(plan, config, store.display(), rows_in, written, quarantined, duplicates, reasons, shards,
+                        statuses)
     summary.update(run_id=run_id, layout=config.output.layout, wall_seconds=round(time.monotonic() - started, 1))
     if rows_in != written + quarantined + duplicates or duplicates < 0:
         raise RuntimeError(f"counts do not reconcile: {rows_in} rows in != {written} written + {quarantined} "
@@ -123,13 +134,12 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
 
 
 def summarize(plan: Plan, config: JobConfig, root: str, rows_in: int, written: int, quarantined: int,
-              duplicates: int, reasons: dict, shards: list) -> dict:
+              duplicates: int, reasons: dict, shards: list, statuses: dict) -> dict:
     """Counts by split, class, reason and frame status (all small aggregates)."""
     names = config.classes.names
     by_split_class: dict = {}
     for r in plan.valid_boxes().groupBy("split", "cls").count().collect():
         by_split_class.setdefault(r["split"], {})[names[r["cls"]]] = r["count"]
-    statuses = {r["status"]: r["count"] for r in plan.frames.groupBy("status").count().collect()}
     frames_by_split = {}
     for s in shards:
         entry = frames_by_split.setdefault(s["split"], {"frames": 0, "background": 0, "boxes": 0, "shards": 0})

@@ -52,7 +52,8 @@ class Plan:
 
     def quarantine(self) -> DataFrame:
         return self.annotations.where(F.col("reason").isNotNull()).select(
-            "reason", "frame_id", "class_raw", F.col(SOURCE_FILE).alias("source_file"), "source_row")
+            "reason", "frame_id", "class_raw", F.col(SOURCE_FILE).alias("source_file"),
+            F.to_json("source_row").alias("source_row"))
 
     def valid_boxes(self) -> DataFrame:
         """Valid boxes with exact duplicates (same frame, same label line) dropped."""

@@ -37,7 +37,7 @@ def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
         *coords,
         *[F.col(f"`{c}`").alias(f"_x_{c}") for c in extra_columns],
         F.col(SOURCE_FILE),
-        F.to_json(F.struct(*original)).alias("source_row"),
+        F.struct(*original).alias("source_row"),  # turned into JSON only for quarantined rows
     )
 
 
