@@ -23,6 +23,7 @@ def _config(frames_per_shard=8, **quarantine):
     config = load_config(CONF)
     return dataclasses.replace(
         config, output=dataclasses.replace(config.output, frames_per_shard=frames_per_shard),
+        report=dataclasses.replace(config.report, enabled=False),
         quarantine=dataclasses.replace(config.quarantine, **quarantine))
 
 
@@ -124,7 +125,7 @@ def test_rerun_into_a_committed_dataset_is_refused_unless_overwrite(spark, sampl
     out, _ = clean_run
     before = published_local(out)
     args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
-            "--images", lake, "--out", out, "--set", "output.frames_per_shard=8"]
+            "--images", lake, "--out", out, "--set", "output.frames_per_shard=8", "--set", "report.enabled=false"]
     assert main(args) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"build_dataset: error: --out {out} already holds a committed dataset (_SUCCESS exists); "

@@ -103,3 +103,6 @@ def test_dataset_yaml_and_commit_markers(demo_dataset):
         shards = json.load(f)
     assert sum(s["frames"] for s in shards) == summary["frames_written"]
     assert not os.path.exists(os.path.join(out, "_lists"))
+    # The report is rendered by the job before the commit (report.enabled in conf/demo.yaml).
+    with open(os.path.join(out, "report", "index.html"), encoding="utf-8") as f:
+        assert str(summary["boxes_written"]) in f.read()

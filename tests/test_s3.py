@@ -31,6 +31,7 @@ def _config(endpoint="", layout="files", max_attempts=4, **output):
     return dataclasses.replace(
         config,
         images=dataclasses.replace(config.images, mode="copy"),
+        report=dataclasses.replace(config.report, enabled=False),
         output=dataclasses.replace(config.output, frames_per_shard=16, layout=layout, **output),
         storage=dataclasses.replace(config.storage, endpoint_url=endpoint, max_attempts=max_attempts))
 

@@ -126,6 +126,15 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
     store.put("shards.json", output_dir.json_bytes(manifest))
     store.put("dataset.yaml", output_dir.dataset_yaml(store.root if store.local else store.display(),
                                                       config.classes.names, splits))
+    if config.report.enabled:
+        if store.local:
+            from yololake.report import write_report  # matplotlib is only loaded when a report is wanted
+
+            write_report(spark, store.root, preview_frames=config.report.preview_frames, seed=config.split.seed,
+                         names=config.classes.names, stats=summary)
+            _progress("report", started)
+        else:
+            log.info("report skipped for an object-store --out; run `yololake report` on a local copy")
     output_dir.commit(store, {"run_id": run_id, "frames": summary["frames_written"], "boxes": written})
     plan.annotations.unpersist()
     plan.frames.unpersist()

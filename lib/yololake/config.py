@@ -226,6 +226,19 @@ class QuarantineConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The dataset report (charts, preview mosaics, index.html) rendered into OUT/report/ by the job."""
+
+    enabled: bool = True
+    preview_frames: int = 16
+    """Frames per split drawn with their boxes in the preview mosaics."""
+
+    def check(self, key: str) -> None:
+        if self.preview_frames < 0:
+            _fail(f"{key}.preview_frames", f"must be 0 or more, got {self.preview_frames}")
+
+
+@dataclass(frozen=True)
 class JobConfig:
     classes: ClassesConfig
     annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
@@ -237,6 +250,7 @@ class JobConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     spark: dict[str, str] = field(default_factory=dict)
     """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
 
