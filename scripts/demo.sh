@@ -17,12 +17,10 @@ export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
     --annotations demo/lake/annotations --frames demo/lake/frames --images demo/lake \
     --out demo/dataset --overwrite
 
-yolov5_dir="$("$PY" -c 'import importlib.util as u; print(u.find_spec("yolov5").submodule_search_locations[0])' 2>/dev/null || true)"
 echo
 echo "dataset YAML: $ROOT/demo/dataset/dataset.yaml"
-echo "train it (CPU, from scratch, 1 epoch):" \
-    "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 .venv/bin/python -m yolov5.train --data $ROOT/demo/dataset/dataset.yaml" \
-    "--weights '' --cfg ${yolov5_dir:-<yolov5 package>}/models/yolov5n.yaml --img 160 --epochs 1 --batch-size 16 --device cpu"
+echo "train it (CPU, 1 epoch, real YOLOv5 through the launcher):" \
+    ".venv/bin/yololake train --data demo/dataset --model yolov5n --weights '' --epochs 1 --img 128 --device cpu --batch-size 16"
 
 # --- Videos to frames: generated videos -> sampled frames + manifest -> generated boxes -> YOLOv5 dataset ---
 "$PY" -m yololake.video.sample_videos videos --out demo/videos        # 5 numbered videos, a text file, a truncated mp4
