@@ -23,6 +23,9 @@ BACKGROUND_POLICIES = ("keep", "drop", "sample")
 OUTPUT_LAYOUTS = ("files", "shard_archive")
 
 
+T = typing.TypeVar("T")
+
+
 class ConfigError(ValueError):
     """A bad config key or value; the message is meant to be shown to the user as is."""
 
@@ -238,8 +241,18 @@ class ReportConfig:
             _fail(f"{key}.preview_frames", f"must be 0 or more, got {self.preview_frames}")
 
 
+class Sections:
+    """A whole config: checks each of its sections, naming the section in errors."""
+
+    def check(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if hasattr(value, "check"):
+                value.check(f.name)
+
+
 @dataclass(frozen=True)
-class JobConfig:
+class JobConfig(Sections):
     classes: ClassesConfig
     annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -253,12 +266,6 @@ class JobConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     spark: dict[str, str] = field(default_factory=dict)
     """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
-
-    def check(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if hasattr(value, "check"):
-                value.check(f.name)
 
 
 def _convert(value: object, hint: object, key: str) -> object:
@@ -316,10 +323,14 @@ def _build(cls: type, data: object, key: str):
     return cls(**kwargs)
 
 
-def parse_config(data: object) -> JobConfig:
-    config = _build(JobConfig, data, "")
+def parse_typed(cls: type[T], data: object) -> T:
+    config = _build(cls, data, "")
     config.check()
     return config
+
+
+def parse_config(data: object) -> JobConfig:
+    return parse_typed(JobConfig, data)
 
 
 def apply_overrides(data: object, overrides: Sequence[str]) -> dict:
@@ -346,19 +357,26 @@ def apply_overrides(data: object, overrides: Sequence[str]) -> dict:
     return data
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
-    """Read and validate a YAML config (+ --set overrides); every problem is a ConfigError naming the file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+def load_typed(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
+    """Read and validate a YAML config of type `cls` (+ --set overrides; no file: the defaults).
+    Every problem is a ConfigError naming the file."""
+    data: object = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
     data = apply_overrides(data, overrides)  # its errors name the --set item, not the file
     try:
-        return parse_config(data)
+        return parse_typed(cls, data)
     except ConfigError as exc:
-        raise ConfigError(f"config {path}: {exc}") from None
+        raise ConfigError(f"config {path}: {exc}" if path is not None else str(exc)) from None
 
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
+    """The build-dataset config."""
+    return load_typed(JobConfig, path, overrides)

@@ -1,14 +1,12 @@
 """extract-frames configuration (conf/extract_frames.yaml): typed, validated before Spark starts."""
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
-from yololake.config import ConfigError, StorageConfig, _build, _choice, _fail, apply_overrides
+from yololake.config import Sections, StorageConfig, _choice, _fail, load_typed, parse_typed
 
 INPUT_FORMATS = ("auto", "folder", "parquet", "csv", "json")
 
@@ -68,7 +66,7 @@ class InputConfig:
 
 
 @dataclass(frozen=True)
-class ExtractConfig:
+class ExtractConfig(Sections):
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
@@ -78,31 +76,11 @@ class ExtractConfig:
     spark: dict[str, str] = field(default_factory=dict)
     """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
 
-    def check(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if hasattr(value, "check"):
-                value.check(f.name)
-
 
 def parse_extract_config(data: object) -> ExtractConfig:
-    config = _build(ExtractConfig, data, "")
-    config.check()
-    return config
+    return parse_typed(ExtractConfig, data)
 
 
 def load_extract_config(path: str | Path | None, overrides: Sequence[str] = ()) -> ExtractConfig:
     """The config file (or the defaults when None) + `key=value` overrides; errors name the file and key."""
-    data: object = {}
-    if path is not None:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
-    data = apply_overrides(data, overrides)
-    try:
-        return parse_extract_config(data)
-    except ConfigError as exc:
-        raise ConfigError(f"config {path}: {exc}" if path else str(exc)) from None
+    return load_typed(ExtractConfig, path, overrides)
