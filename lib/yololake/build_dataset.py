@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,7 +16,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from yololake import output_dir
-from yololake.config import ConfigError, JobConfig, load_config
+from yololake.config import JobConfig, load_config
+from yololake.job_runner import progress, run_job
 from yololake.pipeline import WRITTEN_STATUSES, JobInputs, Plan, build_plan
 from yololake.readers import InputError
 from yololake.shard_writer import SHARD_SCHEMA, ShardSpec, ShardWriter, make_shard_writer
@@ -53,7 +52,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _progress(stage: str, started: float) -> None:
-    log.info("%-28s done after %.1fs", stage, time.monotonic() - started)
+    progress(log, stage, started)
 
 
 def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, overwrite: bool = False,
@@ -187,23 +186,13 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("yololake").setLevel(logging.INFO)  # our progress lines; py4j and others stay quiet
     args = parse_args(argv)
-    try:
+
+    def body() -> str:
         config = load_config(args.config, args.overrides)
         inputs = JobInputs(tuple(args.annotations), tuple(args.frames), args.images)
         spark = start_spark("yololake-build-dataset", args.master, config.spark)
-        summary = run(spark, config, inputs, args.out, args.overwrite)
-    except (ConfigError, InputError, KeyError, output_dir.OutputExistsError, QuarantineThresholdError,
-            StorageError) as exc:
-        print(f"build_dataset: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
-    except Exception as exc:  # one clear line; the traceback only on request
-        if os.environ.get("YOLOLAKE_DEBUG"):
-            raise
-        print(f"build_dataset: error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-              " (set YOLOLAKE_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    return 0
+        return format_summary(run(spark, config, inputs, args.out, args.overwrite))
+
+    return run_job("build_dataset", body, (InputError, KeyError, output_dir.OutputExistsError,
+                                           QuarantineThresholdError, StorageError))

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,7 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from yololake import output_dir
-from yololake.config import ConfigError
+from yololake.job_runner import progress, run_job
 from yololake.readers import InputError
 from yololake.spark_session import start_spark
 from yololake.storage import StorageError, Store
@@ -60,7 +58,7 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _progress(stage: str, started: float) -> None:
-    log.info("%-28s done after %.1fs", stage, time.monotonic() - started)
+    progress(log, stage, started)
 
 
 def _balanced(spark: SparkSession, segments: DataFrame, n_segments: int) -> DataFrame:
@@ -163,22 +161,11 @@ def format_summary(summary: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("yololake").setLevel(logging.INFO)
     args = parse_args(argv)
-    try:
+
+    def body() -> str:
         config = load_extract_config(args.config, cli_overrides(args))
         spark = start_spark("yololake-extract-frames", args.master, config.spark)
-        summary = run(spark, config, args.videos, args.out, args.overwrite)
-    except (ConfigError, InputError, output_dir.OutputExistsError, StorageError) as exc:
-        print(f"extract_frames: error: {exc.args[0] if exc.args else exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
-    except Exception as exc:  # one clear line; the traceback only on request
-        if os.environ.get("YOLOLAKE_DEBUG"):
-            raise
-        text = str(exc).strip()
-        print(f"extract_frames: error: {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-              " (set YOLOLAKE_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
-    print(format_summary(summary))
-    return 0
+        return format_summary(run(spark, config, args.videos, args.out, args.overwrite))
+
+    return run_job("extract_frames", body, (InputError, output_dir.OutputExistsError, StorageError))
