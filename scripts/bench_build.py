@@ -9,6 +9,11 @@ then run, each --repeats times (medians are printed):
   floor     one process writing the job's label files, their text already in memory
 Peak memory is sampled (RSS, every 0.1 s) over the process tree: "driver" = the JVM and the Python
 driver, "job" = everything, Python workers included.
+
+Every program writes into a folder emptied beforehand, outside the timed part (the job's --overwrite
+would otherwise time deleting the previous run's files). Then the disk is let settle: on a virtual disk
+mounted with `discard`, deleting many files slows file creation for tens of seconds afterwards, so the
+bench syncs and waits until a probe of 2,000 file creations runs at the disk's usual speed.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 NAMES = ("car", "truck", "pedestrian", "bicyclist", "light")
 CLASS_IDS = {**{n: i for i, n in enumerate(NAMES)}, "person": NAMES.index("pedestrian")}
+PROGRAMS = ("job", "baseline", "floor")
 WORKER_MARKERS = ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")
 
 
@@ -79,6 +85,34 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd[:4])}... failed (exit {proc.returncode}):\n{err[-3000:]}")
     return {"wall": wall, "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20, "stdout": out}
+
+
+def settle_disk(work: str, timeout: float = 120.0) -> float:
+    """Sync, then wait until creating 2,000 small files is fast twice in a row; return the seconds waited."""
+    started = time.monotonic()
+    os.sync()
+    probe_root, fast, best = os.path.join(work, ".probe"), 0, float("inf")
+    while fast < 2 and time.monotonic() - started < timeout:
+        shutil.rmtree(probe_root, ignore_errors=True)
+        os.makedirs(probe_root)
+        t = time.monotonic()
+        for i in range(2000):
+            with open(os.path.join(probe_root, f"{i}.txt"), "wb") as f:
+                f.write(b"0 0.5 0.5 0.1 0.1\n")
+        took = time.monotonic() - t
+        best = min(best, took)
+        fast = fast + 1 if took <= max(0.25, 2 * best) else 0
+        if fast < 2:
+            time.sleep(1)
+    shutil.rmtree(probe_root, ignore_errors=True)
+    return time.monotonic() - started
+
+
+def fresh(path: str, work: str) -> str:
+    """Remove an earlier run's output (untimed), then let the disk settle."""
+    shutil.rmtree(path, ignore_errors=True)
+    settle_disk(work)
+    return path
 
 
 def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | None,
@@ -153,25 +187,25 @@ def floor(dataset: str, out: str) -> None:
 
 
 def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | None, lib: str | None,
-               job_set: tuple[str, ...] = ()) -> dict:
+               job_set: tuple[str, ...] = (), programs: tuple[str, ...] = PROGRAMS) -> dict:
     lake = os.path.join(work, f"lake_{n}")
     if not os.path.exists(os.path.join(lake, "frames", "manifest.parquet")):
         shutil.rmtree(lake, ignore_errors=True)
         info = bench_lake.generate(lake, n)
         print(f"[{n}] generated lake: {info['frames']} frames, {info['rows']} boxes", flush=True)
-    runs: dict[str, list[dict]] = {"job": [], "baseline": [], "floor": []}
+    runs: dict[str, list[dict]] = {kind: [] for kind in PROGRAMS if kind in programs}
     for r in range(repeats):
-        job_out, base_out, floor_out = (os.path.join(work, f"{kind}_{n}") for kind in ("job", "baseline", "floor"))
-        runs["job"].append(run_job(lake, job_out, master, event_log if r == 0 else None, lib, job_set))
-        shutil.rmtree(base_out, ignore_errors=True)
-        m = measure([PY, __file__, "--child", "baseline", lake, base_out])
-        m["frames"] = json.loads(m["stdout"].strip().splitlines()[-1])["frames"]
-        runs["baseline"].append(m)
-        shutil.rmtree(floor_out, ignore_errors=True)
-        m = measure([PY, __file__, "--child", "floor", job_out, floor_out])
-        done = json.loads(m["stdout"].strip().splitlines()[-1])
-        m["wall"], m["frames"] = done["seconds"], done["files"]
-        runs["floor"].append(m)
+        job_out, base_out, floor_out = (os.path.join(work, f"{kind}_{n}") for kind in PROGRAMS)
+        runs["job"].append(run_job(lake, fresh(job_out, work), master, event_log if r == 0 else None, lib, job_set))
+        if "baseline" in runs:
+            m = measure([PY, __file__, "--child", "baseline", lake, fresh(base_out, work)])
+            m["frames"] = json.loads(m["stdout"].strip().splitlines()[-1])["frames"]
+            runs["baseline"].append(m)
+        if "floor" in runs:
+            m = measure([PY, __file__, "--child", "floor", job_out, fresh(floor_out, work)])
+            done = json.loads(m["stdout"].strip().splitlines()[-1])
+            m["wall"], m["frames"] = done["seconds"], done["files"]
+            runs["floor"].append(m)
         print(f"[{n}] run {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in runs.items()),
               flush=True)
     result = {kind: {key: statistics.median(m[key] for m in ms) for key in ("wall", "driver_mb", "total_mb")}
@@ -179,22 +213,30 @@ def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | No
     result["job"]["in_job"] = statistics.median(m["in_job"] for m in runs["job"])
     for kind, ms in runs.items():
         result[kind]["frames"] = ms[-1]["frames"]
+        result[kind]["runs"] = [round(m["wall"], 1) for m in ms]
     return result
+
+
+LABELS = {"job": "job (spark-submit)", "baseline": "baseline (pandas)", "floor": "floor (write only)"}
 
 
 def report(results: dict[int, dict], repeats: int) -> str:
     lines = []
     for n, r in results.items():
-        job, base, flo = r["job"], r["baseline"], r["floor"]
         lines.append(f"N={n} frames, median of {repeats} run(s)")
-        for label, m in (("job (spark-submit)", job), ("baseline (pandas)", base), ("floor (write only)", flo)):
-            lines.append(f"  {label:20s} wall {m['wall']:9.3f} s  frames/s {n / m['wall']:9.0f}  "
-                         f"driver peak {m['driver_mb']:7.0f} MB  job peak {m['total_mb']:7.0f} MB")
+        for kind, m in r.items():
+            lines.append(f"  {LABELS[kind]:20s} wall {m['wall']:9.3f} s  frames/s {n / m['wall']:9.0f}  "
+                         f"driver peak {m['driver_mb']:7.0f} MB  job peak {m['total_mb']:7.0f} MB  "
+                         f"runs {', '.join(f'{w:.1f}' for w in m['runs'])}")
+        job = r["job"]
         lines.append(f"  job wall inside Spark (stats.json wall_seconds) {job['in_job']:.1f} s")
-        lines.append(f"  label files written: job {job['frames']}, baseline {base['frames']} (annotated frames only), "
-                     f"floor {flo['frames']}")
-        lines.append(f"  ratio job/baseline {job['wall'] / base['wall']:.3f} (target <= 0.1)   "
-                     f"ratio job/floor {job['wall'] / flo['wall']:.2f} (target <= 2)")
+        written = ", ".join(f"{kind} {m['frames']}" + (" (annotated frames only)" if kind == "baseline" else "")
+                            for kind, m in r.items())
+        lines.append(f"  label files written: {written}")
+        ratios = [f"ratio job/{kind} {job['wall'] / r[kind]['wall']:.3f} (target <= {target})"
+                  for kind, target in (("baseline", 0.1), ("floor", 2)) if kind in r]
+        if ratios:
+            lines.append("  " + "   ".join(ratios))
     sizes = sorted(results)
     if len(sizes) >= 2:
         small, big = results[sizes[0]]["job"], results[sizes[-1]]["job"]
@@ -216,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lib", help="source root of the yololake to bench (e.g. a snapshot's lib/); default: installed")
     p.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for the job, e.g. output.layout=shard_archive")
+    p.add_argument("--programs", default=",".join(PROGRAMS),
+                   help="which to run, comma-separated (the job always runs; the floor rewrites its files)")
     p.add_argument("--child", nargs=3, metavar=("KIND", "IN", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -228,11 +272,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--sizes {args.sizes!r}: expected comma-separated whole numbers, e.g. 100000,1000000")
     if not sizes or min(sizes) < 1 or args.repeats < 1:
         p.error("--sizes needs positive frame counts and --repeats at least 1")
+    programs = tuple(x.strip() for x in args.programs.split(",") if x.strip())
+    if not set(programs) <= set(PROGRAMS):
+        p.error(f"--programs {args.programs!r}: choose from {', '.join(PROGRAMS)}")
     work = args.work or tempfile.mkdtemp(prefix="yololake-bench-")
     os.makedirs(work, exist_ok=True)
     try:
         results = {n: bench_size(n, args.repeats, work, args.master, args.event_log, args.lib,
-                                tuple(args.job_set)) for n in sizes}
+                                tuple(args.job_set), programs) for n in sizes}
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)

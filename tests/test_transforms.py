@@ -7,6 +7,7 @@ from yololake import reasons as R
 from yololake.readers import SOURCE_FILE
 from yololake.transforms.annotations import (
     assign_reason,
+    fixed6,
     label_line,
     map_classes,
     standardize_annotations,
@@ -33,6 +34,19 @@ def _boxes(spark, rows, box_format="xyxy_pixel", width=100, height=100, classes=
         .withColumn("frame_reason", F.lit(None).cast("string"))
     out = label_line(assign_reason(to_yolo_boxes(ann, box_format)))
     return {r["frame_id"]: r for r in out.collect()}
+
+
+def test_fixed6_writes_what_printf_writes(spark):
+    import random
+
+    rng = random.Random(7)
+    values = [0.0, 1.0, 0.5, 1e-06, 0.999999, 0.0000005, 0.1234565, 0.000001, 0.100000]
+    values += [rng.random() for _ in range(3000)] + [rng.randrange(0, 1_000_001) / 1e6 for _ in range(3000)]
+    df = spark.createDataFrame([(v,) for v in values], "v double").select(F.round("v", 6).alias("v"))
+    rows = df.select("v", fixed6(F.col("v")).alias("ours"), F.format_string("%.6f", "v").alias("printf")).collect()
+    assert len(rows) == len(values)
+    bad = [(r["v"], r["ours"], r["printf"]) for r in rows if r["ours"] != r["printf"] or r["ours"] != f"{r['v']:.6f}"]
+    assert not bad, bad[:5]
 
 
 def test_box_formats_give_the_same_yolo_box(spark):

@@ -146,7 +146,7 @@ def summarize(plan: Plan, config: JobConfig, root: str, rows_in: int, written: i
     """Counts by split, class, reason and frame status (all small aggregates)."""
     names = config.classes.names
     by_split_class: dict = {}
-    for r in plan.valid_boxes().groupBy("split", "cls").count().collect():
+    for r in plan.boxes_by_split_and_class().collect():
         by_split_class.setdefault(r["split"], {})[names[r["cls"]]] = r["count"]
     frames_by_split = {}
     for s in shards:

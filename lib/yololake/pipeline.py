@@ -46,21 +46,23 @@ class JobInputs:
 @dataclass
 class Plan:
     annotations: DataFrame
-    """Every annotation row: frame_id, split, cls, line, reason (null = valid) and the source row."""
+    """Every annotation row: frame_id, split, line (valid rows), reason (null = valid); rejected rows also
+    class_raw, source_file and source_row (JSON)."""
     frames: DataFrame
-    """Every frame: key, ext, image_uri, width, height, split, box_count, labels, status."""
+    """Every frame: key, ext, image_uri, width, height, split, box_count, labels, annotated, status."""
 
     def quarantine(self) -> DataFrame:
         return self.annotations.where(F.col("reason").isNotNull()).select(
-            "reason", "frame_id", "class_raw", F.col(SOURCE_FILE).alias("source_file"),
-            F.to_json("source_row").alias("source_row"))
-
-    def valid_boxes(self) -> DataFrame:
-        """Valid boxes with exact duplicates (same frame, same label line) dropped."""
-        return self.annotations.where(F.col("reason").isNull()).dropDuplicates(["frame_id", "line"])
+            "reason", "frame_id", "class_raw", "source_file", "source_row")
 
     def frames_to_write(self) -> DataFrame:
         return self.frames.where(F.col("status").isin(*WRITTEN_STATUSES))
+
+    def boxes_by_split_and_class(self) -> DataFrame:
+        """split, cls, count of the boxes written (read from the frames' label text, duplicates already dropped)."""
+        lines = self.frames_to_write().where(F.col("labels") != "").select(
+            "split", F.explode(F.split("labels", "\n")).alias("line"))
+        return lines.groupBy("split", F.substring_index("line", " ", 1).cast("int").alias("cls")).count()
 
 
 def _local(uri: str) -> str | None:
@@ -142,18 +144,25 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
 
     boxes = ann.join(frames.select("frame_id", "key", "width", "height", "split", "frame_reason"),
                      on="frame_id", how="left")
-    boxes = boxes.withColumn("frame_reason", F.when(~is_safe_frame_id(F.col("frame_id")), F.lit(R.UNSAFE_FRAME_ID))
-                             .when(F.col("key").isNull(), F.lit(R.FRAME_NOT_IN_MANIFEST))
-                             .otherwise(F.col("frame_reason")))
-    boxes = label_line(assign_reason(to_yolo_boxes(boxes, ann_cfg.box_format))).persist()
+    # A manifest frame already carries its id checks; only ids missing from it are checked here, once per row.
+    missing = F.when(~is_safe_frame_id(F.col("frame_id")), F.lit(R.UNSAFE_FRAME_ID)).otherwise(
+        F.lit(R.FRAME_NOT_IN_MANIFEST))
+    boxes = boxes.withColumn("frame_reason", F.when(F.col("key").isNull(), missing).otherwise(F.col("frame_reason")))
+    boxes = label_line(assign_reason(to_yolo_boxes(boxes, ann_cfg.box_format)))
+    # Cache only what later steps read: a valid box is its line; a rejected row keeps its source row as JSON.
+    rejected = F.col("reason").isNotNull()
+    boxes = boxes.select("frame_id", "split", "line", "reason", F.when(rejected, F.col("class_raw")).alias("class_raw"),
+                         F.when(rejected, F.col(SOURCE_FILE)).alias("source_file"),
+                         F.when(rejected, F.to_json("source_row")).alias("source_row")).persist()
 
-    plan = Plan(annotations=boxes, frames=frames)
-    per_frame = plan.valid_boxes().groupBy("frame_id").agg(
-        F.count(F.lit(1)).alias("box_count"),
-        F.concat_ws("\n", F.array_sort(F.collect_list("line"))).alias("labels"))
-    annotated = ann.select("frame_id").where(F.col("frame_id").isNotNull()).distinct() \
-        .withColumn("annotated", F.lit(True))
-    full = (frames.join(per_frame, on="frame_id", how="left").join(annotated, on="frame_id", how="left")
-            .fillna({"box_count": 0, "labels": "", "annotated": False}))
-    plan.frames = frame_status(full, config.background.policy, config.background.fraction, split.seed).persist()
+    # One aggregation per frame over every annotation row: the frame's distinct valid lines (exact duplicate
+    # boxes dropped; collect_list skips the null line of a rejected row) and whether it had any row at all.
+    per_frame = boxes.groupBy("frame_id").agg(F.array_sort(F.array_distinct(F.collect_list("line"))).alias("lines"))
+    full = (frames.join(per_frame, on="frame_id", how="left")
+            .select("*", F.col("lines").isNotNull().alias("annotated"),
+                    F.coalesce(F.size("lines"), F.lit(0)).alias("box_count"),
+                    F.coalesce(F.concat_ws("\n", "lines"), F.lit("")).alias("labels"))
+            .drop("lines"))
+    plan = Plan(annotations=boxes, frames=frame_status(full, config.background.policy, config.background.fraction,
+                                                        split.seed).persist())
     return plan

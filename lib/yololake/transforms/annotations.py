@@ -90,9 +90,24 @@ def to_yolo_boxes(df: DataFrame, box_format: str) -> DataFrame:
     )
 
 
+def fixed6(value: Column) -> Column:
+    """A value in [0, 1], already rounded to 6 decimals, as text with exactly 6 decimals ("0.250000").
+
+    Same text as format_string("%.6f") (tested), without java.util.Formatter, which cost more than all the
+    other per-box work together.
+    """
+    micro = F.round(value * 10 ** DECIMALS).cast("long")
+    return F.concat((micro / 10 ** DECIMALS).cast("long").cast("string"), F.lit("."),
+                    F.lpad((micro % 10 ** DECIMALS).cast("string"), DECIMALS, "0"))
+
+
 def label_line(df: DataFrame) -> DataFrame:
-    """Add `line`: the YOLO label row "<cls> <cx> <cy> <w> <h>" with 6 decimals (Spark formats with Locale.US)."""
-    return df.withColumn("line", F.format_string("%d %.6f %.6f %.6f %.6f", "cls", "cx", "cy", "w", "h"))
+    """Add `line`, the YOLO label row "<cls> <cx> <cy> <w> <h>" with 6 decimals, for valid boxes (null otherwise).
+
+    Needs `reason` (assign_reason): a rejected box may lie outside [0, 1] and gets no line.
+    """
+    line = F.concat_ws(" ", F.col("cls").cast("string"), *(fixed6(F.col(c)) for c in ("cx", "cy", "w", "h")))
+    return df.withColumn("line", F.when(F.col("reason").isNull(), line))
 
 
 def assign_reason(df: DataFrame) -> DataFrame:
