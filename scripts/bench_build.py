@@ -110,12 +110,12 @@ def settle_disk(work: str, timeout: float = 300.0, fast_s: float = 0.25) -> floa
     return waited
 
 
-def fresh(path: str, work: str) -> str:
+def fresh(path: str, work: str, settle_s: float) -> str:
     """An empty output folder (each run writes a new one: deleting many files slows this disk for minutes),
-    then sync and let the disk settle, all untimed."""
+    then sync and let the disk settle for at most `settle_s`, all untimed."""
     if os.path.exists(path):
         shutil.rmtree(path)
-    settle_disk(work)
+    settle_disk(work, timeout=settle_s)
     return path
 
 
@@ -191,7 +191,8 @@ def floor(dataset: str, out: str) -> None:
 
 
 def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | None, lib: str | None,
-               job_set: tuple[str, ...] = (), programs: tuple[str, ...] = PROGRAMS) -> dict:
+               job_set: tuple[str, ...] = (), programs: tuple[str, ...] = PROGRAMS,
+               settle_s: float = 300.0) -> dict:
     lake = os.path.join(work, f"lake_{n}")
     if not os.path.exists(os.path.join(lake, "frames", "manifest.parquet")):
         shutil.rmtree(lake, ignore_errors=True)
@@ -200,13 +201,14 @@ def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | No
     runs: dict[str, list[dict]] = {kind: [] for kind in PROGRAMS if kind in programs}
     for r in range(repeats):
         job_out, base_out, floor_out = (os.path.join(work, f"{kind}_{n}_run{r + 1}") for kind in PROGRAMS)
-        runs["job"].append(run_job(lake, fresh(job_out, work), master, event_log if r == 0 else None, lib, job_set))
+        runs["job"].append(run_job(lake, fresh(job_out, work, settle_s), master, event_log if r == 0 else None,
+                                   lib, job_set))
         if "baseline" in runs:
-            m = measure([PY, __file__, "--child", "baseline", lake, fresh(base_out, work)])
+            m = measure([PY, __file__, "--child", "baseline", lake, fresh(base_out, work, settle_s)])
             m["frames"] = json.loads(m["stdout"].strip().splitlines()[-1])["frames"]
             runs["baseline"].append(m)
         if "floor" in runs:
-            m = measure([PY, __file__, "--child", "floor", job_out, fresh(floor_out, work)])
+            m = measure([PY, __file__, "--child", "floor", job_out, fresh(floor_out, work, settle_s)])
             done = json.loads(m["stdout"].strip().splitlines()[-1])
             m["wall"], m["frames"] = done["seconds"], done["files"]
             runs["floor"].append(m)
@@ -264,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra --set for the job, e.g. output.layout=shard_archive")
     p.add_argument("--programs", default=",".join(PROGRAMS),
                    help="which to run, comma-separated (the job always runs; the floor rewrites its files)")
+    p.add_argument("--settle", type=float, default=300.0, metavar="SECONDS",
+                   help="longest wait for the disk to be quiet before each timed program (0: no wait)")
     p.add_argument("--child", nargs=3, metavar=("KIND", "IN", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -283,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(os.path.join(work, PROBES), exist_ok=True)
     try:
         results = {n: bench_size(n, args.repeats, work, args.master, args.event_log, args.lib,
-                                tuple(args.job_set), programs) for n in sizes}
+                                tuple(args.job_set), programs, args.settle) for n in sizes}
     finally:
         shutil.rmtree(work if not args.work else os.path.join(work, PROBES), ignore_errors=True)
     cpu = f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"

@@ -15,7 +15,8 @@ NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 
 def test_bench_prints_every_figure_for_each_size_and_the_ratios(tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_build.py"), "--sizes", "120,240",
-                          "--repeats", "1", "--work", str(tmp_path)], capture_output=True, text=True, timeout=900)
+                          "--repeats", "1", "--work", str(tmp_path), "--settle", "20"],
+                         capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
     for n in (120, 240):
