@@ -51,16 +51,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _progress(stage: str, started: float) -> None:
-    progress(log, stage, started)
-
-
 def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, overwrite: bool = False,
         shard_writer: Callable[[ShardSpec], ShardWriter] = make_shard_writer) -> dict:
     """Run the job into `out` (a local path or any fsspec URL); return the summary (also stats.json)."""
     started = time.monotonic()
     store = Store(out, config.storage)
     plan = build_plan(spark, config, inputs)
+    try:
+        return _write(spark, config, inputs, plan, store, overwrite, shard_writer, started)
+    finally:
+        plan.release()  # a failed run too: the session may live on (tests, notebooks)
+
+
+def _write(spark: SparkSession, config: JobConfig, inputs: JobInputs, plan: Plan, store: Store, overwrite: bool,
+           shard_writer: Callable[[ShardSpec], ShardWriter], started: float) -> dict:
+    """Claim the output, write quarantine, shards, lists, stats and report, then commit."""
     run_id = uuid.uuid4().hex
     output_dir.claim(store, overwrite, {"run_id": run_id, "inputs": inputs.__dict__, "out": store.display()})
 
@@ -69,7 +74,7 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
     rows_in = sum(reasons.values())
     valid = reasons.pop(None, 0)
     quarantined = sum(reasons.values())
-    _progress(f"validate: {rows_in} rows, {quarantined} quarantined", started)
+    progress(log, f"validate: {rows_in} rows, {quarantined} quarantined", started)
     fraction = quarantined / rows_in if rows_in else 0.0
     if fraction > config.quarantine.max_fraction:
         raise QuarantineThresholdError(
@@ -82,10 +87,9 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
     frame_counts = plan.frames.groupBy("status", "split").agg(
         F.count(F.lit(1)).alias("frames"), F.sum("box_count").alias("boxes")).collect()
     statuses: dict = {}
-    for r in frame_counts:
-        statuses[r["status"]] = statuses.get(r["status"], 0) + r["frames"]
     split_counts: dict = {}
     for r in frame_counts:
+        statuses[r["status"]] = statuses.get(r["status"], 0) + r["frames"]
         if r["status"] in WRITTEN_STATUSES:
             split_counts[r["split"]] = split_counts.get(r["split"], 0) + r["frames"]
     to_write = plan.frames_to_write()
@@ -105,7 +109,7 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
         skipped = sum(1 for s in shards if s["error"]) - len(failed)
         first = failed[0] if failed else next(s["error"] for s in shards if s["error"])
         raise StorageError(f"{first} ({len(failed)} shard(s) failed, {skipped} skipped); nothing was committed")
-    _progress(f"write: {len(shards)} shards, {sum(s['frames'] for s in shards)} frames", started)
+    progress(log, f"write: {len(shards)} shards, {sum(s['frames'] for s in shards)} frames", started)
 
     output_dir.sweep_temporaries(store)
     splits = [s for s in SPLITS if s in ("train", "val") or split_counts.get(s)]
@@ -131,13 +135,11 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
 
             write_report(spark, store.root, preview_frames=config.report.preview_frames, seed=config.split.seed,
                          names=config.classes.names, stats=summary)
-            _progress("report", started)
+            progress(log, "report", started)
         else:
             log.info("report skipped for an object-store --out; run `yololake report` on a local copy")
     output_dir.commit(store, {"run_id": run_id, "frames": summary["frames_written"], "boxes": written})
-    plan.annotations.unpersist()
-    plan.frames.unpersist()
-    _progress("commit", started)
+    progress(log, "commit", started)
     return summary
 
 

@@ -57,10 +57,6 @@ def cli_overrides(args: argparse.Namespace) -> list[str]:
     return list(args.overrides) + extra
 
 
-def _progress(stage: str, started: float) -> None:
-    progress(log, stage, started)
-
-
 def _balanced(spark: SparkSession, segments: DataFrame, n_segments: int) -> DataFrame:
     """Spread the segments over the decode tasks: slot = (hash of the video + segment number) mod n, range-
     partitioned on the slot (a JVM-only sample of the cached plan), so consecutive segments of one video
@@ -93,7 +89,7 @@ def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overw
     plan = good.mapInPandas(planner, T.PLAN_SCHEMA).persist()
     planned = _counts(plan, F.countDistinct("video_id").alias("videos"))
     n_segments = planned[None]["n"] if None in planned else 0
-    _progress(f"plan: {n_segments} segment(s)", started)
+    progress(log, f"plan: {n_segments} segment(s)", started)
 
     extractor = T.make_extractor(store, config.image.quality, config.image.max_side)
     extracted = (_balanced(spark, plan.where(F.col("reason").isNull()), n_segments)
@@ -103,7 +99,7 @@ def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overw
         F.count(F.lit(1)).alias("n"), F.countDistinct("frame_id").alias("ids"),
         F.countDistinct("video_id").alias("videos"), F.sum("bytes").alias("bytes"),
         F.sum("decoded").alias("decoded"), F.sum("kept").alias("kept")).collect()}
-    _progress("decode + write JPEGs", started)
+    progress(log, "decode + write JPEGs", started)
 
     frames = extracted.where(F.col("kind") == "frame")
     write_parquet_parts(frames.select(*T.MANIFEST_COLUMNS), store, "manifest")
@@ -145,7 +141,7 @@ def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overw
     output_dir.commit(store, {"run_id": run_id, "frames": n_frames, "videos": summary["videos_with_frames"]})
     for df in (checked, plan, extracted):
         df.unpersist()
-    _progress("commit", started)
+    progress(log, "commit", started)
     return summary
 
 

@@ -50,6 +50,12 @@ class Plan:
     class_raw, source_file and source_row (JSON)."""
     frames: DataFrame
     """Every frame: key, ext, image_uri, width, height, split, box_count, labels, annotated, status."""
+    cached: tuple[DataFrame, ...] = ()
+    """What building the plan persisted, released by `release`."""
+
+    def release(self) -> None:
+        for df in self.cached:
+            df.unpersist()
 
     def quarantine(self) -> DataFrame:
         return self.annotations.where(F.col("reason").isNotNull()).select(
@@ -163,6 +169,5 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
                     F.coalesce(F.size("lines"), F.lit(0)).alias("box_count"),
                     F.coalesce(F.concat_ws("\n", "lines"), F.lit("")).alias("labels"))
             .drop("lines"))
-    plan = Plan(annotations=boxes, frames=frame_status(full, config.background.policy, config.background.fraction,
-                                                        split.seed).persist())
-    return plan
+    frame_table = frame_status(full, config.background.policy, config.background.fraction, split.seed).persist()
+    return Plan(annotations=boxes, frames=frame_table, cached=(frames, boxes, frame_table))

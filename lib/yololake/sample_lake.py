@@ -70,7 +70,7 @@ def generate(root: str, videos: int = 12, frames_per_video: int = 10, seed: int 
     duplicates = 0
     if plant_bad_rows:
         good = rows["day1"]
-        frame0, w0, h0 = manifest[0]["frame_id"], manifest[0]["width"], manifest[0]["height"]
+        frame0, w0 = manifest[0]["frame_id"], manifest[0]["width"]
 
         def plant(reason: str, row: list) -> None:
             rows["day2"].append(row)
