@@ -1,7 +1,7 @@
-"""spark-submit entry point: see yololake.build_dataset."""
+"""spark-submit entry point: see yololake.build.main."""
 import sys
 
-from yololake.build_dataset import main
+from yololake.build.main import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

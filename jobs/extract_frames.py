@@ -1,7 +1,7 @@
-"""spark-submit entry point: see yololake.extract_frames."""
+"""spark-submit entry point: see yololake.video.main."""
 import sys
 
-from yololake.extract_frames import main
+from yololake.video.main import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

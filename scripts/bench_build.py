@@ -29,9 +29,8 @@ import threading
 import time
 import zlib
 
-import psutil
-
 import bench_lake
+import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable

@@ -5,7 +5,7 @@
 Generates 640x480 h264 videos (textured, so decoding costs what real footage costs), then times, median
 of --runs each:
   ffmpeg      `ffmpeg -i V -vf fps=1 out/%06d.jpg` per video, two processes at a time (same parallelism)
-  job         yololake.extract_frames.run in a warm local[2] session (the job itself)
+  job         yololake.video.main.run in a warm local[2] session (the job itself)
   submit      spark-submit jobs/extract_frames.py --master local[2] (job + JVM and session start-up)
 and prints the wall times and the ratios to ffmpeg. Not a test: nothing is asserted.
 """
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def generate(folder: Path, n_videos: int, seconds: int) -> None:
-    from yololake.video.sample_videos import write_video
+    from yololake.samples.videos import write_video
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -84,9 +84,9 @@ def main() -> int:
     print(f"{len(videos)} videos x {args.seconds} s of 640x480 at 30 fps "
           f"({len(videos) * args.seconds / 60:.1f} min; ready in {time.monotonic() - t0:.0f}s)")
 
-    from yololake.extract_frames import run
     from yololake.spark_session import start_spark
     from yololake.video.config import load_extract_config
+    from yololake.video.main import run
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     config = load_extract_config(ROOT / "conf" / "extract_frames.yaml", ["sampling.fps=1", "sampling.every_n=0"])

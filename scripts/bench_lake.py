@@ -3,7 +3,7 @@
     LAKE/frames/manifest.parquet                  frame_id, image, width, height, video_id
     LAKE/annotations/drive=<d>/part-*.parquet     frame_id, label, xmin, ymin, xmax, ymax (pixels)
 
-Same schema as yololake.sample_lake (so conf/demo.yaml reads it), but no JPEGs and no planted bad rows:
+Same schema as yololake.samples.lake (so conf/demo.yaml reads it), but no JPEGs and no planted bad rows:
 the build runs with images.mode none and images.check_exists false. About 6 boxes per frame, every
 20th frame a background frame (no boxes). Deterministic for a given seed.
 """

@@ -35,8 +35,7 @@ def main() -> int:
 
     import boto3
     import s3fs
-
-    from yololake.sample_lake import generate
+    from yololake.samples.lake import generate
 
     work = tempfile.mkdtemp(prefix="yololake-s3-bench-")
     lake = os.path.join(work, "lake")

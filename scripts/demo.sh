@@ -23,12 +23,12 @@ echo "train it (CPU, 1 epoch, real YOLOv5 through the launcher):" \
     ".venv/bin/yololake train --data demo/dataset --model yolov5n --weights '' --epochs 1 --img 128 --device cpu --batch-size 16"
 
 # --- Videos to frames: generated videos -> sampled frames + manifest -> generated boxes -> YOLOv5 dataset ---
-"$PY" -m yololake.video.sample_videos videos --out demo/videos        # 5 numbered videos, a text file, a truncated mp4
+"$PY" -m yololake.samples.videos videos --out demo/videos        # 5 numbered videos, a text file, a truncated mp4
 .venv/bin/spark-submit --master 'local[2]' \
     --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
     jobs/extract_frames.py --config conf/extract_frames.yaml --videos demo/videos --out demo/frames \
     --fps 2 --overwrite
-"$PY" -m yololake.video.sample_videos boxes --manifest demo/frames/manifest --out demo/video_boxes/boxes.parquet
+"$PY" -m yololake.samples.videos boxes --manifest demo/frames/manifest --out demo/video_boxes/boxes.parquet
 .venv/bin/spark-submit --master 'local[2]' \
     --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
     jobs/build_dataset.py --config conf/demo_video.yaml \

@@ -1,7 +1,7 @@
-"""Generate the sample data lake: see yololake.sample_lake (e.g. --out demo/lake)."""
+"""Generate the sample data lake: see yololake.samples.lake (e.g. --out demo/lake)."""
 import sys
 
-from yololake.sample_lake import main
+from yololake.samples.lake import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

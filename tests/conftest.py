@@ -28,7 +28,7 @@ def spark():
 @pytest.fixture(scope="session")
 def sample_lake(tmp_path_factory):
     """The generated lake (read-only for tests) and what was planted in it."""
-    from yololake.sample_lake import generate
+    from yololake.samples.lake import generate
 
     root = str(tmp_path_factory.mktemp("lake"))
     return root, generate(root)
@@ -39,9 +39,9 @@ def demo_dataset(spark, sample_lake, tmp_path_factory):
     """The build-dataset job run once on the sample lake with conf/demo.yaml: (out, summary, planted, lake)."""
     from pathlib import Path
 
-    from yololake.build_dataset import run
-    from yololake.config import load_config
-    from yololake.pipeline import JobInputs
+    from yololake.build.config import load_config
+    from yololake.build.main import run
+    from yololake.build.plan import JobInputs
 
     lake, planted = sample_lake
     out = str(tmp_path_factory.mktemp("demo") / "deep" / "out")

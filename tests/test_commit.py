@@ -8,11 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers import published_local
-from yololake.build_dataset import QuarantineThresholdError, main, run
-from yololake.config import StorageConfig, load_config
-from yololake.output_dir import OutputExistsError
-from yololake.pipeline import JobInputs
-from yololake.shard_writer import ShardSpec, make_shard_writer, write_shard
+from yololake.build.config import load_config
+from yololake.build.main import main, run
+from yololake.build.plan import JobInputs
+from yololake.build.shard_writer import ShardSpec, make_shard_writer, write_shard
+from yololake.config import StorageConfig
+from yololake.errors import OutputExistsError, QuarantineThresholdError
 from yololake.storage import Store
 
 pytestmark = pytest.mark.slow
@@ -126,7 +127,7 @@ def test_rerun_into_a_committed_dataset_is_refused_unless_overwrite(spark, sampl
     before = published_local(out)
     args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
             "--images", lake, "--out", out, "--set", "output.frames_per_shard=8", "--set", "report.enabled=false"]
-    assert main(args) == 1
+    assert main(args) == 2  # a domain error: exit 2 (issue 10)
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"build_dataset: error: --out {out} already holds a committed dataset (_SUCCESS exists); "
         "pass --overwrite to replace it, or choose another --out")
@@ -146,7 +147,7 @@ def test_too_much_quarantine_fails_with_one_line_and_commits_nothing(spark, samp
     out = tmp_path / "out"
     args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
             "--images", lake, "--out", str(out), "--set", "quarantine.max_fraction=0.01"]
-    assert main(args) == 1
+    assert main(args) == 2  # a domain error: exit 2 (issue 10)
     line = capsys.readouterr().err.strip().splitlines()[-1]
     bad = sum(planted["quarantined_by_reason"].values())
     assert line.startswith(f"build_dataset: error: {bad} of {planted['rows']} annotation rows ")

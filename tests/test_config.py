@@ -5,8 +5,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from yololake.build_dataset import main
-from yololake.config import ConfigError, load_config, parse_config
+from yololake.build.config import load_config, parse_config
+from yololake.build.main import main
+from yololake.errors import ConfigError
 
 MINIMAL = {"classes": {"names": ["car", "truck"]}, "split": {"column": "video_id"}}
 
@@ -119,8 +120,52 @@ def test_job_exits_with_one_line_before_spark_starts(tmp_path, capsys):
 
 
 def test_s3_inputs_are_read_by_spark_through_the_configured_scheme():
-    from yololake.readers import spark_paths
+    from yololake.tables import spark_paths
 
     assert spark_paths(["s3://lake/a", "s3a://lake/b", "/local/c", "gs://x/d"]) == [
         "s3a://lake/a", "s3a://lake/b", "/local/c", "gs://x/d"]
     assert spark_paths(["s3a://lake/a"], "s3") == ["s3://lake/a"]
+
+
+def test_sections_built_in_code_are_checked_too():
+    from yololake.build.config import ImagesConfig, OutputConfig
+
+    with pytest.raises(ConfigError, match=r"^images.mode: 'hardlink' is not one of link, copy, none$"):
+        ImagesConfig(mode="hardlink")
+    with pytest.raises(ConfigError, match=r"^output.frames_per_shard: must be at least 1, got 0$"):
+        OutputConfig(frames_per_shard=0)
+
+
+def _job_without_java(tmp_path, *extra):
+    """The build-dataset command in a fresh process whose JAVA_HOME holds no java: if Spark started, the
+    run would fail on the missing JVM instead of with the config error, so passing proves it fails first."""
+    import os
+    import subprocess
+    import sys
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    no_java = tmp_path / "no-java"
+    (no_java / "bin").mkdir(parents=True)
+    env = {**os.environ, "JAVA_HOME": str(no_java), "PATH": os.path.dirname(sys.executable)}
+    (tmp_path / "ann").mkdir()
+    args = [sys.executable, "-m", "yololake", "build-dataset", "--annotations", str(tmp_path / "ann"),
+            "--master", "local[1]", *extra]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, cwd=conf)
+
+
+def test_link_images_with_an_object_store_out_fail_before_spark(tmp_path):
+    done = _job_without_java(tmp_path, "--config", "demo.yaml", "--frames", str(tmp_path / "ann"),
+                             "--out", "s3://bucket/datasets/v1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "build_dataset: error: images.mode: link writes symlinks, which an object store cannot hold, and --out "
+        "s3://bucket/datasets/v1 is not a local path; set images.mode: copy (or none), or write to a local --out"]
+
+
+def test_no_manifest_and_no_image_size_fail_before_spark(tmp_path):
+    done = _job_without_java(tmp_path, "--config", "demo.yaml", "--out", str(tmp_path / "out"))
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "build_dataset: error: image_size: no --frames manifest gives the image sizes: set image_size.width and "
+        "image_size.height (e.g. 480 and 300 for Udacity) or pass --frames"]
+    assert not (tmp_path / "out").exists()

@@ -15,13 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-
-from yololake import output_dir
-from yololake.extract_frames import run
+from yololake.dataset import layout as L
+from yololake.errors import OutputExistsError
+from yololake.samples.videos import car_box, read_counter, write_bad_files, write_truncated_faststart, write_video
 from yololake.video import sampling as S
 from yololake.video.config import parse_extract_config
-from yololake.video.sample_videos import (car_box, read_counter, write_bad_files, write_truncated_faststart,
-                                          write_video)
+from yololake.video.main import run
 
 ROOT = Path(__file__).resolve().parents[1]
 NTSC = Fraction(30000, 1001)
@@ -79,7 +78,7 @@ def test_fps_run_frames_are_the_right_ones(fps_run):
         assert all(Path(u).is_file() and Path(u).parent == out / "frames" / name for u in got.image)
         assert list(got.frame_id) == [S.frame_id(name, p) for p in got.pts]
     assert summary["frames_written"] == len(m) == 6 + 5
-    assert (out / output_dir.SUCCESS).exists() and (out / "stats.json").exists()
+    assert (out / L.SUCCESS).exists() and (out / "stats.json").exists()
 
 
 def test_ntsc_timestamps_are_exact(fps_run):
@@ -103,7 +102,7 @@ def test_bad_files_are_quarantined_and_good_videos_succeed(fps_run):
 
 def test_rerun_needs_overwrite(spark, fps_run, videos):
     out, _ = fps_run
-    with pytest.raises(output_dir.OutputExistsError, match="already holds a committed dataset"):
+    with pytest.raises(OutputExistsError, match="already holds a committed dataset"):
         extract(spark, videos, out)
 
 
@@ -147,10 +146,10 @@ def test_video_table_every_n_max_frames_and_unsafe_ids(spark, videos, tmp_path):
 
 
 def test_manifest_feeds_the_build_dataset_job(spark, fps_run, tmp_path):
-    from yololake.build_dataset import run as build
-    from yololake.config import load_config
-    from yololake.pipeline import JobInputs
-    from yololake.video.sample_videos import boxes_for_manifest
+    from yololake.build.config import load_config
+    from yololake.build.main import run as build
+    from yololake.build.plan import JobInputs
+    from yololake.samples.videos import boxes_for_manifest
 
     out, _ = fps_run
     boxes = tmp_path / "boxes.parquet"
@@ -159,7 +158,7 @@ def test_manifest_feeds_the_build_dataset_job(spark, fps_run, tmp_path):
     dataset = tmp_path / "dataset"
     summary = build(spark, config, JobInputs((str(boxes),), (str(out / "manifest"),)), str(dataset))
     assert summary["rows_in"] == n == 11 and summary["boxes_written"] == n and summary["quarantined"] == 0
-    assert (dataset / output_dir.SUCCESS).exists()
+    assert (dataset / L.SUCCESS).exists()
     labels = sorted(dataset.glob("labels/*/*/*.txt"))
     assert len(labels) == n
     m = manifest(out).set_index("frame_id")

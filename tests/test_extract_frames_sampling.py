@@ -5,11 +5,10 @@ import math
 from fractions import Fraction
 
 import pytest
-
-from yololake.config import ConfigError
-from yololake.extract_frames import cli_overrides, parse_args
+from yololake.errors import ConfigError
 from yololake.video import sampling as S
 from yololake.video.config import load_extract_config, parse_extract_config
+from yololake.video.main import cli_overrides, parse_args
 
 NTSC = Fraction(30000, 1001)
 
@@ -116,7 +115,7 @@ def test_rate_flags_override_the_config():
 
 
 def test_main_reports_one_line_for_a_bad_flag(capsys):
-    from yololake.extract_frames import main
+    from yololake.video.main import main
 
     assert main(["--videos", "v", "--out", "o", "--fps", "-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

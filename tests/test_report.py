@@ -8,9 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-
-from yololake.report import label_boxes, main, read_label_file, read_parquet_folder, sample_frames, write_report
-from yololake.report_draw import box_pixels, class_color, draw_boxes
+from yololake.report.draw import box_pixels, class_color, draw_boxes
+from yololake.report.main import label_boxes, main, read_label_file, read_parquet_folder, sample_frames, write_report
 
 NAMES = ["car", "truck"]
 
@@ -125,6 +124,6 @@ def test_report_on_the_demo_dataset_renders_every_picture_with_the_counts(spark,
 
 
 def test_cli_refuses_a_folder_that_is_not_a_dataset(tmp_path, capsys):
-    assert main([str(tmp_path)]) == 1
+    assert main([str(tmp_path)]) == 2  # not a dataset: a domain error, exit 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no index/ folder" in err[0]

@@ -15,12 +15,12 @@ import s3fs
 from helpers import published_local, published_s3
 from s3_server import ACCESS_KEY, SECRET_KEY, Rule
 from yololake import output_dir
-from yololake.build_dataset import run
-from yololake.config import load_config
-from yololake.output_dir import OutputExistsError
-from yololake.pipeline import JobInputs
-from yololake.shard_writer import ShardSpec, make_shard_writer, write_shard
-from yololake.storage import StorageError, Store
+from yololake.build.config import load_config
+from yololake.build.main import run
+from yololake.build.plan import JobInputs
+from yololake.build.shard_writer import ShardSpec, make_shard_writer, write_shard
+from yololake.errors import OutputExistsError, StorageError
+from yololake.storage import Store
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -195,9 +195,11 @@ def test_secrets_never_appear_in_logs_or_outputs(sample_lake, s3_bucket, tmp_pat
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     # A failing run too: its error path must not leak either.
-    failing = subprocess.run(args[:-6] + ["--out", "s3://no-such-bucket/x", "--master", "local[2]"],
+    failing = subprocess.run(args[:-6] + ["--out", "s3://no-such-bucket/x", "--set", "images.mode=copy",
+                                          "--master", "local[2]"],
                              env=env, capture_output=True, text=True, timeout=300)
-    assert failing.returncode == 1 and failing.stderr.strip().splitlines()[-1].startswith("build_dataset: error:")
+    last = failing.stderr.strip().splitlines()[-1]
+    assert failing.returncode == 2 and last.startswith("build_dataset: error: cannot "), last
     fs = _fs(endpoint)
     outputs = b"".join(fs.cat_file(p) for p in fs.find(f"{bucket}/secret"))
     for secret in (ACCESS_KEY, SECRET_KEY):

@@ -6,9 +6,10 @@ import os
 import shlex
 
 import pytest
+from yololake.errors import PreflightError, UsageError
 from yololake.train import main as train_main
-from yololake.train.args import UsageError, parse
-from yololake.train.preflight import PreflightError, check_devices, check_trainer_can_run
+from yololake.train.args import parse
+from yololake.train.preflight import check_devices, check_trainer_can_run
 
 
 @pytest.fixture

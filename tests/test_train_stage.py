@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from yololake.errors import DatasetError
 from yololake.train import prepare, stage
 
 pytestmark = pytest.mark.slow
@@ -119,7 +120,7 @@ def test_shard_archives_are_unpacked_and_verified(demo_dataset, tmp_path):
             shard["sha256"]
     assert prepared.caches["train"]["results"][:4] == (demo_dataset[1]["by_split"]["train"]["frames"], 0,
                                                        demo_dataset[1]["by_split"]["train"]["background"], 0)
-    with pytest.raises(stage.DatasetError, match="must be unpacked; use --stage auto or always"):
+    with pytest.raises(DatasetError, match="must be unpacked; use --stage auto or always"):
         prepare.should_copy(source, "never")
 
 
@@ -144,5 +145,5 @@ def test_staging_from_s3_resumes_after_an_interrupted_run(demo_dataset, s3_bucke
     assert {k: v for k, v in _tree(prepared.root).items() if k in expected} == expected
     assert prepared.caches["val"]["results"][4] == demo_dataset[1]["by_split"]["val"]["frames"]
     fs.rm_file(f"{bucket}/datasets/demo/_SUCCESS")
-    with pytest.raises(stage.DatasetError, match="no _SUCCESS marker"):
+    with pytest.raises(DatasetError, match="no _SUCCESS marker"):
         stage.resolve(url)

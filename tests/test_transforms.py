@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
-from yololake import reasons as R
-from yololake.readers import SOURCE_FILE
-from yololake.transforms.annotations import (
+from yololake.build.transforms.annotations import (
     assign_reason,
     fixed6,
     label_line,
@@ -13,13 +11,16 @@ from yololake.transforms.annotations import (
     standardize_annotations,
     to_yolo_boxes,
 )
-from yololake.transforms.frames import (
+from yololake.build.transforms.frames import (
     assign_shards,
     assign_split_by_hash,
     assign_split_from_values,
     check_frames,
     shard_buckets,
 )
+from yololake.dataset import reasons as R
+from yololake.errors import InputError
+from yololake.tables import SOURCE_FILE
 
 COLUMNS = ["frame", "label", "a", "b", "c", "d"]
 
@@ -111,7 +112,7 @@ def test_frame_reason_wins_and_source_row_is_kept(spark):
 
 def test_missing_annotation_column_names_the_fix(spark):
     df = spark.createDataFrame([("f", "car", "1", "1", "5", "5")], COLUMNS)
-    with pytest.raises(KeyError, match="annotation column\\(s\\) xmin not found; the table has: frame, label, a"):
+    with pytest.raises(InputError, match="annotation column\\(s\\) xmin not found; the table has: frame, label, a"):
         standardize_annotations(df, "frame", "label", ["xmin", "b", "c", "d"])
 
 

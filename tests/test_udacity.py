@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 import yaml
 from PIL import Image
-
-from yololake.build_dataset import run
-from yololake.config import load_config
-from yololake.pipeline import JobInputs, annotation_paths
+from yololake.build.config import load_config
+from yololake.build.main import run
+from yololake.build.plan import JobInputs, annotation_paths
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "udacity.yaml"
 W, H = 480, 300

@@ -1,3 +1,4 @@
-"""yololake: Spark jobs that turn a data lake of video frames and box annotations into YOLOv5 datasets."""
+"""yololake: Spark jobs that turn a data lake of video frames and box annotations into YOLO datasets and runs.
 
-__version__ = "0.1.0"
+The code map is in the README ("Code map").
+"""

@@ -11,19 +11,10 @@ import glob
 import json
 import os
 import shutil
-from collections.abc import Iterable
 
-import yaml
-
+from yololake.dataset.layout import IMAGES, LABELS, LISTS, RUN_MARKER, SUCCESS, list_file
+from yololake.errors import OutputExistsError
 from yololake.storage import Store
-
-SUCCESS = "_SUCCESS"
-RUN_MARKER = "_yololake_run.json"
-LISTS = "_lists"
-
-
-class OutputExistsError(RuntimeError):
-    """--out already holds a dataset, or something that is not ours."""
 
 
 def json_bytes(data: object) -> bytes:
@@ -58,24 +49,16 @@ def sweep_temporaries(store: Store) -> None:
     """Local only: remove hidden per-attempt folders a killed task attempt may have left (shard level)."""
     if not store.local:
         return
-    for kind in ("labels", "images"):
+    for kind in (LABELS, IMAGES):
         for stale in glob.glob(os.path.join(glob.escape(store.root), kind, "*", ".*.tmp-*")):
             shutil.rmtree(stale, ignore_errors=True)
 
 
 def publish_list(store: Store, split: str) -> None:
     """Concatenate the per-shard list parts of `split` (shard order) into `<split>.txt`, streaming."""
-    with store.open_write(f"{split}.txt") as out:
+    with store.open_write(list_file(split)) as out:
         for part in store.names(f"{LISTS}/{split}"):
             out.write(store.read(f"{LISTS}/{split}/{part}"))
-
-
-def dataset_yaml(root: str, names: Iterable[str], splits: Iterable[str]) -> bytes:
-    """The YOLOv5 dataset YAML: absolute `path:` (YOLOv5 resolves relative ones against its install dir).
-    For an object-store output the launcher rewrites `path:` to the staged copy."""
-    names = list(names)
-    doc = {"path": root, **{split: f"{split}.txt" for split in splits}, "nc": len(names), "names": names}
-    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
 
 
 def commit(store: Store, summary: dict) -> None:

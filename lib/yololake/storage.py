@@ -15,10 +15,7 @@ from dataclasses import dataclass
 import fsspec
 
 from yololake.config import StorageConfig
-
-
-class StorageError(RuntimeError):
-    """A storage call failed after its retries; the message names the object, never a credential."""
+from yololake.errors import StorageError
 
 
 def fsspec_options(url: str, storage: StorageConfig) -> dict:
@@ -47,6 +44,32 @@ def filesystem(url: str, storage: StorageConfig) -> tuple[fsspec.AbstractFileSys
 
 def is_local(url: str) -> bool:
     return url.startswith("file://") or "://" not in url
+
+
+def local_path(url: str) -> str | None:
+    """The local path of a plain path or file:// URL; None for any other URL (s3://, gs://, ...)."""
+    return url.removeprefix("file://") if is_local(url) else None
+
+
+@contextlib.contextmanager
+def atomic_file(path: str, suffix: str = "") -> Iterator[str]:
+    """A temporary name beside `path` to write; renamed to `path` when the block ends without error, removed
+    otherwise. Readers see the old file or the whole new one, never a part (and a killed writer leaves only
+    a `.tmp-` name, which sweepers recognise)."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.lexists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write(path: str, data: bytes | str) -> None:
+    """Write a whole local file through `atomic_file` (text as UTF-8)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -95,11 +118,7 @@ class Store:
         path = self.path(rel)
         try:
             if self.local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                os.replace(tmp, path)
+                atomic_write(path, data)
             else:
                 self.fs.pipe_file(path, data)
         except OSError as exc:
@@ -142,14 +161,8 @@ class Store:
         try:
             if self.local:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-                try:
-                    with open(tmp, "wb") as f:
-                        yield f
-                    os.replace(tmp, path)
-                finally:
-                    if os.path.exists(tmp):
-                        os.remove(tmp)
+                with atomic_file(path) as tmp, open(tmp, "wb") as f:
+                    yield f
                 return
             f = self.fs.open(path, "wb")
             try:

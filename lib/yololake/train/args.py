@@ -1,62 +1,65 @@
-"""`yololake train` arguments: parsed with argparse, checked into one frozen dataclass before any work starts.
-
-Every check fails with one line that names the flag, the value, the rule and the fix.
+"""`yololake train` options: declared once, as a frozen dataclass whose fields carry their flag's help and
+group; the argparse parser is derived from it, so a default or a help text lives in one place. Every
+check fails with one line that names the flag, the value, the rule and the fix.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import os
+import typing
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from yololake.errors import UsageError
 
 STAGE_MODES = ("auto", "always", "never")
+_GROUPS = ("", "distributed (torchrun)", "staging", "run")
 
 
-class UsageError(ValueError):
-    """A bad flag or flag combination; the message is shown to the user as is."""
+def option(default, help: str = "", group: str = "", aliases: tuple[str, ...] = (), choices=None,  # noqa: A002
+           env: str = "", flag: bool = True):
+    """A TrainOptions field and its command-line flag (--field-name): help text, group, aliases, choices,
+    an environment variable that supplies the default, or `flag=False` for a field with no flag."""
+    meta = {"help": help, "group": group, "aliases": aliases, "choices": choices, "env": env, "flag": flag}
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class TrainOptions:
-    data: str
-    """Dataset folder written by build-dataset: a local path or any fsspec URL (s3://, gs://, file://)."""
-    model: str = "yolov5s"
-    """A YOLOv5 model name (models/<name>.yaml of the YOLOv5 install) or a path to a model YAML."""
-    weights: str = ""
-    """Initial weights (.pt, a local file: never downloaded); '' trains from scratch."""
-    epochs: int = 100
-    batch_size: int = 16
-    """Total over all processes, as in YOLOv5; must be a multiple of the world size."""
-    img: int = 640
-    device: str = ""
-    """YOLOv5's --device: '' (all visible GPUs, else CPU), 'cpu', or '0,1,...'."""
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-    rdzv_endpoint: str = ""
-    """HOST:PORT of a c10d rendezvous (multi-node without fixed node ranks)."""
-    rdzv_id: str = "yololake"
-    master_addr: str = ""
-    master_port: int = 29500
-    stage_dir: str = ""
-    """Fast local disk for the staged copy and the prepared YAML, lists and caches."""
-    stage: str = "auto"
-    """auto: stage only when --data is not a local path; always: copy even a local (e.g. NFS) folder; never."""
-    stage_workers: int = 16
-    yolov5_dir: str = ""
-    """A clone of ultralytics/yolov5 (train.py, detect.py, models/); default: the pip package."""
-    project: str = "runs/train"
-    name: str = "exp"
-    upload_to: str = ""
-    """Optional fsspec URL: the run folder is copied there after a successful run (by the node holding results.csv)."""
-    dry_run: bool = False
-    preflight_only: bool = False
-    preflight_timeout: int = 60
-    """Seconds the distributed check waits for all nodes to join before failing."""
-    min_free_gb: float = 1.0
-    extra: tuple[str, ...] = ()
-    """Arguments after `--`, passed to YOLOv5's train.py unchanged."""
+    data: str = option(dataclasses.MISSING, "dataset folder or URL written by build-dataset: a local path or any "
+                       "fsspec URL (s3://, gs://, file://)")
+    model: str = option("yolov5s", "model name (yolov5n/s/m/l/x) or a model YAML (yolov5s)")
+    weights: str = option("", "initial weights file (.pt, local: never downloaded); '' (default) trains from scratch")
+    epochs: int = option(100)
+    batch_size: int = option(16, "total batch size over all processes, a multiple of the world size (16)")
+    img: int = option(640, "image size in pixels (640)", aliases=("--imgsz",))
+    device: str = option("", "YOLOv5 --device: '' (all visible GPUs, else CPU), cpu, or 0,1,... ('')")
+    nproc_per_node: int = option(1, "processes (GPUs) per node (1)", "distributed (torchrun)")
+    nnodes: int = option(1, "number of nodes (1)", "distributed (torchrun)")
+    node_rank: int = option(0, "this node's rank, with --master-addr (0)", "distributed (torchrun)")
+    rdzv_endpoint: str = option("", "HOST:PORT of the c10d rendezvous (multi-node without fixed node ranks)",
+                                "distributed (torchrun)")
+    rdzv_id: str = option("yololake", "rendezvous id, the same on every node (yololake)", "distributed (torchrun)")
+    master_addr: str = option("", "rank-0 node address (multi-node without rendezvous)", "distributed (torchrun)")
+    master_port: int = option(29500, "rank-0 node port (29500)", "distributed (torchrun)")
+    preflight_timeout: int = option(60, "seconds the distributed preflight check waits for every node (60)",
+                                    "distributed (torchrun)")
+    stage_dir: str = option("", "fast local folder for staged datasets and the prepared YAML, lists and caches "
+                            "($YOLOLAKE_STAGE_DIR, else ~/.cache/yololake/stage)", "staging", env="YOLOLAKE_STAGE_DIR")
+    stage: str = option("auto", "auto: copy only non-local datasets; always: copy local ones too (e.g. NFS to "
+                        "NVMe); never (auto)", "staging", choices=STAGE_MODES)
+    stage_workers: int = option(16, "parallel downloads (16)", "staging")
+    min_free_gb: float = option(1.0, "free disk required besides the dataset (1)", "staging")
+    yolov5_dir: str = option("", "a clone of ultralytics/yolov5 to run instead of the pip package", "run")
+    project: str = option("runs/train", "parent of the run folder (runs/train)", "run")
+    name: str = option("exp", "run folder name; exp2, exp3... if taken (exp)", "run")
+    upload_to: str = option("", "URL to copy the run folder to after success, by the node holding results.csv "
+                            "(optional)", "run")
+    dry_run: bool = option(False, "print the command of every node and exit", "run")
+    preflight_only: bool = option(False, "stage, prepare and run the preflight checks (including the distributed "
+                                  "one), then exit", "run")
+    extra: tuple[str, ...] = option((), "arguments after --, passed to YOLOv5's train.py unchanged", flag=False)
 
     @property
     def world_size(self) -> int:
@@ -79,41 +82,25 @@ class TrainOptions:
 
 
 def build_parser(prog: str = "yololake train") -> argparse.ArgumentParser:
+    """The parser, derived from TrainOptions' fields (flag --field-name, type from the annotation)."""
     p = argparse.ArgumentParser(prog=prog, description="Stage a yololake dataset and train YOLOv5 on it "
                                 "(torchrun for several processes). Arguments after -- go to YOLOv5's train.py.")
-    p.add_argument("--data", required=True, help="dataset folder or URL written by build-dataset")
-    p.add_argument("--model", default="yolov5s", help="model name (yolov5n/s/m/l/x) or a model YAML (yolov5s)")
-    p.add_argument("--weights", default="", help="initial weights file (.pt); '' (default) trains from scratch")
-    p.add_argument("--epochs", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=16, help="total batch size over all processes (16)")
-    p.add_argument("--img", "--imgsz", dest="img", type=int, default=640, help="image size in pixels (640)")
-    p.add_argument("--device", default="", help="YOLOv5 --device: '', cpu, or 0,1,... ('')")
-    g = p.add_argument_group("distributed (torchrun)")
-    g.add_argument("--nproc-per-node", type=int, default=1, help="processes (GPUs) per node (1)")
-    g.add_argument("--nnodes", type=int, default=1, help="number of nodes (1)")
-    g.add_argument("--node-rank", type=int, default=0, help="this node's rank, with --master-addr (0)")
-    g.add_argument("--rdzv-endpoint", default="", help="HOST:PORT of the c10d rendezvous (multi-node)")
-    g.add_argument("--rdzv-id", default="yololake", help="rendezvous id, the same on every node (yololake)")
-    g.add_argument("--master-addr", default="", help="rank-0 node address (multi-node without rendezvous)")
-    g.add_argument("--master-port", type=int, default=29500, help="rank-0 node port (29500)")
-    g.add_argument("--preflight-timeout", type=int, default=60,
-                   help="seconds the distributed preflight check waits for every node (60)")
-    s = p.add_argument_group("staging")
-    s.add_argument("--stage-dir", default=os.environ.get("YOLOLAKE_STAGE_DIR", ""),
-                   help="local folder for staged datasets and prepared files "
-                        "($YOLOLAKE_STAGE_DIR, else ~/.cache/yololake/stage)")
-    s.add_argument("--stage", choices=STAGE_MODES, default="auto",
-                   help="auto: copy only non-local datasets; always: copy local ones too; never (auto)")
-    s.add_argument("--stage-workers", type=int, default=16, help="parallel downloads (16)")
-    s.add_argument("--min-free-gb", type=float, default=1.0, help="free disk required besides the dataset (1)")
-    r = p.add_argument_group("run")
-    r.add_argument("--yolov5-dir", default="", help="a clone of ultralytics/yolov5 to run instead of the pip package")
-    r.add_argument("--project", default="runs/train", help="parent of the run folder (runs/train)")
-    r.add_argument("--name", default="exp", help="run folder name; exp2, exp3... if taken (exp)")
-    r.add_argument("--upload-to", default="", help="URL to copy the run folder to after success (optional)")
-    r.add_argument("--dry-run", action="store_true", help="print the command of every node and exit")
-    r.add_argument("--preflight-only", action="store_true",
-                   help="stage, prepare and run the preflight checks (including the distributed one), then exit")
+    groups = {name: p.add_argument_group(name) if name else p for name in _GROUPS}
+    hints = typing.get_type_hints(TrainOptions)
+    for f in dataclasses.fields(TrainOptions):
+        meta = f.metadata
+        if not meta["flag"]:
+            continue
+        flags = (f"--{f.name.replace('_', '-')}", *meta["aliases"])
+        kwargs = {"dest": f.name, "help": meta["help"] or None}
+        if f.default is dataclasses.MISSING:
+            kwargs["required"] = True
+        elif hints[f.name] is bool:
+            kwargs["action"] = "store_true"
+        else:
+            default = os.environ.get(meta["env"], f.default) if meta["env"] else f.default
+            kwargs.update(type=hints[f.name], default=default, choices=meta["choices"])
+        groups[meta["group"]].add_argument(*flags, **kwargs)
     return p
 
 

@@ -12,8 +12,10 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from yololake.cli import run_command
+from yololake.errors import UsageError
 from yololake.train import launch, stage, yolov5_env
-from yololake.train.args import UsageError, split_extra
+from yololake.train.args import split_extra
 
 
 def common_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -54,11 +56,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--source", required=True, help="an image, a folder of images, or a list/video YOLOv5 reads")
     p.add_argument("--project", default="runs/detect", help="parent of the run folder (runs/detect)")
     ns = p.parse_args(own)
-    try:
+
+    def body() -> int:
         if not os.path.exists(ns.source):
             raise UsageError(f"--source {ns.source}: no such file or folder")
         return run_script("detect", ns, ["--source", os.path.abspath(ns.source)], extra,
                           stage.default_stage_root(os.environ.get("YOLOLAKE_STAGE_DIR", "")))
-    except UsageError as exc:
-        print(f"yololake detect: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_command("yololake detect", body)

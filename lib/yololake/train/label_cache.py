@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import uuid
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from yololake.dataset import layout as L
+from yololake.storage import atomic_file
+
 CACHE_VERSION = 0.6
-IMG_FORMATS = ("bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm")
 
 
 def list_images(list_file: str) -> list[str]:
@@ -30,7 +31,7 @@ def list_images(list_file: str) -> list[str]:
     with open(list_file) as f:
         lines = f.read().strip().splitlines()
     files = [x.replace("./", parent, 1) if x.startswith("./") else x for x in lines]
-    return sorted(x.replace("/", os.sep) for x in files if x.split(".")[-1].lower() in IMG_FORMATS)
+    return sorted(x.replace("/", os.sep) for x in files if x.split(".")[-1].lower() in L.YOLO_IMAGE_FORMATS)
 
 
 def label_path(image: str) -> str:
@@ -60,9 +61,9 @@ def get_hash(paths: list[str], stats: dict[str, os.stat_result] | None = None) -
 
 def read_sizes(dataset_root: str) -> dict[str, tuple[int, int]]:
     """images/<split>/<shard>/<key>.<ext> -> (width, height), from the frame index."""
-    t = pq.read_table(os.path.join(dataset_root, "index"),
+    t = pq.read_table(os.path.join(dataset_root, L.INDEX),
                       columns=["split", "shard", "key", "ext", "width", "height"]).to_pydict()
-    return {f"images/{sp}/{sh}/{k}.{e}": (int(w), int(h))
+    return {L.image_file(sp, sh, k, e): (int(w), int(h))
             for sp, sh, k, e, w, h in zip(t["split"], t["shard"], t["key"], t["ext"], t["width"], t["height"])}
 
 
@@ -143,7 +144,6 @@ def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]]) 
     x["results"] = nf, nm, ne, nc, len(im_files)
     x["msgs"] = msgs
     x["version"] = CACHE_VERSION
-    tmp = f"{cache_path}.tmp-{uuid.uuid4().hex}.npy"
-    np.save(tmp, x)
-    os.replace(tmp, cache_path)
+    with atomic_file(cache_path, suffix=".npy") as tmp:  # np.save adds .npy to a name without it
+        np.save(tmp, x)
     return {"path": cache_path, "results": x["results"], "written": True}

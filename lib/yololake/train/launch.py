@@ -7,12 +7,13 @@ import json
 import os
 import shlex
 import subprocess
-import uuid
 
+from yololake.storage import atomic_write
 from yololake.train import yolov5_env
 from yololake.train.args import TrainOptions
 from yololake.train.preflight import torchrun_prefix
 
+RUN_RECORD = "yololake_run.json"
 METRICS = (("metrics/precision", "precision"), ("metrics/recall", "recall"), ("metrics/mAP_0.5", "mAP50"),
            ("metrics/mAP_0.5:0.95", "mAP50-95"), ("val/box_loss", "val box loss"))
 
@@ -61,25 +62,19 @@ def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> s
         "node_rank": o.node_rank,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-    path = os.path.join(folder, "yololake_run.json")
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    path = os.path.join(folder, RUN_RECORD)
+    atomic_write(path, json.dumps(info, indent=2, sort_keys=True))
     return path
 
 
 def record_end(folder: str, code: int, seconds: float) -> None:
     """Add the trainer's exit code and wall time to yololake_run.json."""
-    path = os.path.join(folder, "yololake_run.json")
+    path = os.path.join(folder, RUN_RECORD)
     with open(path, encoding="utf-8") as f:
         info = json.load(f)
     info.update(exit_code=code, trainer_seconds=round(seconds, 2),
                 finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(info, indent=2, sort_keys=True))
 
 
 def final_metrics(folder: str) -> dict | None:

@@ -16,8 +16,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from yololake.cli import run_command
+from yololake.errors import StorageError
 from yololake.train import launch, preflight, prepare, stage, yolov5_env
-from yololake.train.args import TrainOptions, UsageError, parse
+from yololake.train.args import TrainOptions, parse
 
 
 def _say(text: str) -> None:
@@ -90,11 +92,12 @@ def run(o: TrainOptions) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(parse(argv))
-    except (UsageError, stage.DatasetError, preflight.PreflightError) as exc:
-        print(f"yololake train: error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    except OSError as exc:  # storage: credentials, permissions, a full disk, an unreachable endpoint
-        print(f"yololake train: error: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
-        return 2
+
+    def body() -> int:
+        options = parse(argv)
+        try:
+            return run(options)
+        except OSError as exc:  # storage: credentials, permissions, a full disk, an unreachable endpoint
+            raise StorageError(f"{type(exc).__name__}: {exc}") from None
+
+    return run_command("yololake train", body)

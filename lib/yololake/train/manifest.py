@@ -6,14 +6,10 @@ import hashlib
 import os
 import shutil
 import tarfile
-import uuid
 
-SUCCESS = "_SUCCESS"
-SPLITS = ("train", "val", "test")
-
-
-class DatasetError(RuntimeError):
-    """The dataset cannot be used as is; the message says why and what to do."""
+from yololake.dataset import layout as L
+from yololake.errors import DatasetError
+from yololake.storage import atomic_file
 
 
 def safe_target(root: str, rel: str) -> str:
@@ -24,29 +20,30 @@ def safe_target(root: str, rel: str) -> str:
     return target
 
 
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
 def shard_digest(folder: str) -> str:
-    """The sha256 build-dataset records per shard: for each key in order, key NUL label-bytes NUL."""
-    digest = hashlib.sha256()
-    names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".txt")) if os.path.isdir(folder) else []
-    for key in names:
-        with open(os.path.join(folder, f"{key}.txt"), "rb") as f:
-            digest.update(f"{key}\0".encode() + f.read() + b"\0")
-    return digest.hexdigest()
+    """The sha256 build-dataset records per shard (layout.shard_sha256) of the label files in `folder`."""
+    keys = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".txt")) if os.path.isdir(folder) else []
+    return L.shard_sha256((key, _read_bytes(os.path.join(folder, f"{key}.txt"))) for key in keys)
 
 
 def verify(source, root: str) -> list[str]:
     """Problems of the copy at `root` against the manifest (empty when it matches)."""
     problems = []
     for shard in source.shards:
-        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
-        if shard_digest(folder) != shard["sha256"]:
-            problems.append(f"labels/{shard['split']}/{shard['shard']}")
-    for split in SPLITS:
+        rel = L.labels_folder(shard["split"], shard["shard"])
+        if shard_digest(os.path.join(root, rel)) != shard["sha256"]:
+            problems.append(rel)
+    for split in L.SPLITS:
         expected = sum(s["frames"] for s in source.shards if s["split"] == split)
-        listing = os.path.join(root, f"{split}.txt")
+        listing = os.path.join(root, L.list_file(split))
         if not os.path.exists(listing):
             if expected:
-                problems.append(f"{split}.txt")
+                problems.append(L.list_file(split))
             continue
         with open(listing, encoding="utf-8") as f:
             lines = [line.rstrip("\n") for line in f if line.strip()]
@@ -78,7 +75,7 @@ def unpack_archives(source, root: str) -> None:
         if not rel.endswith(".tar"):
             continue
         tar_path = safe_target(root, rel)
-        folder = os.path.join(root, "labels", shard["split"], shard["shard"])
+        folder = os.path.join(root, L.labels_folder(shard["split"], shard["shard"]))
         if not os.path.exists(tar_path) or shard_digest(folder) == shard["sha256"]:
             continue
         if shard.get("object_sha256") and _file_sha256(tar_path) != shard["object_sha256"]:
@@ -86,20 +83,18 @@ def unpack_archives(source, root: str) -> None:
             continue
         with tarfile.open(tar_path) as tar:
             for member in tar:
-                if not member.isfile() or not member.name.startswith(("labels/", "images/")):
+                if not member.isfile() or not member.name.startswith((f"{L.LABELS}/", f"{L.IMAGES}/")):
                     continue  # only plain files, only where a dataset keeps them
                 target = safe_target(root, member.name)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-                with tar.extractfile(member) as src, open(tmp, "wb") as out:
+                with atomic_file(target) as tmp, tar.extractfile(member) as src, open(tmp, "wb") as out:
                     shutil.copyfileobj(src, out)
-                os.replace(tmp, target)
 
 
 def fingerprint(root: str) -> str:
     """What every rank compares before training: the manifests and list files of the copy it will read."""
     digest = hashlib.sha256()
-    for name in (SUCCESS, "shards.json") + tuple(f"{s}.txt" for s in SPLITS):
+    for name in (L.SUCCESS, L.SHARDS_JSON) + tuple(L.list_file(s) for s in L.SPLITS):
         path = os.path.join(root, name)
         if os.path.exists(path):
             with open(path, "rb") as f:

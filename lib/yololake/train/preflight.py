@@ -5,12 +5,9 @@ import os
 import shutil
 import subprocess
 
+from yololake.errors import PreflightError
 from yololake.train.args import TrainOptions
 from yololake.train.dist_check import PREFIX
-
-
-class PreflightError(RuntimeError):
-    """A check failed; the message names it and the fix."""
 
 
 def check_devices(o: TrainOptions, cuda_count: int | None = None) -> str:

@@ -7,13 +7,14 @@ folder under the stage dir, and the YAML and caches go there (YOLOv5 saves a cac
 from __future__ import annotations
 
 import os
-import uuid
 from dataclasses import dataclass
 
-import yaml
-
+from yololake.dataset import layout as L
+from yololake.errors import DatasetError
+from yololake.storage import atomic_file, atomic_write
 from yololake.train import label_cache
-from yololake.train.stage import SPLITS, DatasetError, Source, archived, fingerprint, stage
+from yololake.train.manifest import archived, fingerprint
+from yololake.train.stage import Source, stage
 
 YAML_NAME = "yololake_data.yaml"
 
@@ -27,13 +28,6 @@ class Prepared:
     staged: bool
     fingerprint: str
     caches: dict
-
-
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def plan_folder(source: Source, stage_root: str, copy: bool) -> str:
@@ -51,23 +45,21 @@ def should_copy(source: Source, mode: str) -> bool:
 
 def write_yaml(folder: str, names: list, splits: list[str]) -> str:
     """The YAML YOLOv5 loads: an absolute `path:` (YOLOv5 resolves relative ones against its install dir)."""
-    doc = {"path": os.path.realpath(folder), **{s: f"{s}.txt" for s in splits}, "nc": len(names), "names": names}
     path = os.path.join(folder, YAML_NAME)
-    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    atomic_write(path, L.dataset_yaml(os.path.realpath(folder), names, splits))
     return path
 
 
 def _absolute_lists(source_root: str, folder: str, splits: list[str]) -> None:
     real = os.path.realpath(source_root)
     for split in splits:
-        tmp = os.path.join(folder, f"{split}.txt.tmp-{uuid.uuid4().hex}")
-        with open(os.path.join(source_root, f"{split}.txt"), encoding="utf-8") as src, \
+        with atomic_file(os.path.join(folder, L.list_file(split))) as tmp, \
+                open(os.path.join(source_root, L.list_file(split)), encoding="utf-8") as src, \
                 open(tmp, "w", encoding="utf-8", newline="\n") as out:
             for line in src:
                 line = line.rstrip("\n")
                 if line:
                     out.write(f"{real}/{line[2:]}\n" if line.startswith("./") else f"{line}\n")
-        os.replace(tmp, os.path.join(folder, f"{split}.txt"))
 
 
 def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 16, progress: bool = True,
@@ -83,10 +75,10 @@ def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 
         root = source.path
         folder = plan_folder(source, stage_root, copy=False)
         os.makedirs(folder, exist_ok=True)
-    splits = [s for s in SPLITS if os.path.exists(os.path.join(root, f"{s}.txt"))]
+    splits = [s for s in L.SPLITS if os.path.exists(os.path.join(root, L.list_file(s)))]
     if not copy:
         _absolute_lists(root, folder, splits)
     yaml_path = write_yaml(folder, source.names, splits)
     sizes = label_cache.read_sizes(root)
-    caches = {s: label_cache.build(os.path.join(folder, f"{s}.txt"), root, sizes) for s in splits}
+    caches = {s: label_cache.build(os.path.join(folder, L.list_file(s)), root, sizes) for s in splits}
     return Prepared(source, root, yaml_path, copy, fingerprint(root), caches)

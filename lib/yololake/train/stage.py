@@ -15,7 +15,6 @@ import json
 import os
 import posixpath
 import shutil
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -23,21 +22,14 @@ from dataclasses import dataclass, field
 import fsspec
 import yaml
 
-from yololake.train.manifest import (  # noqa: F401
-    SPLITS,
-    SUCCESS,
-    DatasetError,
-    archived,
-    fingerprint,
-    safe_target,
-    shard_digest,
-    unpack_archives,
-    verify,
-)
+from yololake.dataset import layout as L
+from yololake.errors import DatasetError
+from yololake.storage import atomic_file, atomic_write
+from yololake.train.manifest import safe_target, unpack_archives, verify
 
 MARKER = ".yololake_staged.json"
-TOP_FILES = ("shards.json", "stats.json", "dataset.yaml") + tuple(f"{s}.txt" for s in SPLITS)
-TREES = ("labels/", "images/", "index/")
+TOP_FILES = (L.SUCCESS, L.SHARDS_JSON, L.STATS_JSON, L.DATASET_YAML) + tuple(L.list_file(s) for s in L.SPLITS)
+TREES = tuple(f"{tree}/" for tree in (L.LABELS, L.IMAGES, L.INDEX))
 
 
 @dataclass(frozen=True)
@@ -81,20 +73,19 @@ def resolve(url: str) -> Source:
     if not fs.isdir(path):
         raise DatasetError(f"--data {url}: no such dataset folder; pass the --out folder of build-dataset")
     try:
-        success_bytes = _read(fs, f"{path}/{SUCCESS}")
+        success_bytes = _read(fs, f"{path}/{L.SUCCESS}")
     except FileNotFoundError:
-        raise DatasetError(f"--data {url}: no {SUCCESS} marker, so build-dataset did not finish writing it "
+        raise DatasetError(f"--data {url}: no {L.SUCCESS} marker, so build-dataset did not finish writing it "
                            "(failed or still running); rerun build-dataset or pick a committed dataset") from None
     try:
-        shards_bytes = _read(fs, f"{path}/shards.json")
-        names = yaml.safe_load(_read(fs, f"{path}/dataset.yaml"))["names"]
+        shards_bytes = _read(fs, f"{path}/{L.SHARDS_JSON}")
+        names = L.read_names(_read(fs, f"{path}/{L.DATASET_YAML}"))
         shards = json.loads(shards_bytes)
         success = json.loads(success_bytes or b"{}")
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError) as exc:
         raise DatasetError(f"--data {url}: committed but its shards.json/dataset.yaml cannot be read ({exc}); "
                            "rebuild the dataset") from None
     version = hashlib.sha256(success_bytes + b"\0" + shards_bytes).hexdigest()
-    names = list(names.values()) if isinstance(names, dict) else list(names)
     return Source(url, fs, path, success, shards, names, version)
 
 
@@ -103,7 +94,7 @@ def default_stage_root(stage_dir: str) -> str:
 
 
 def _wanted(rel: str) -> bool:
-    return rel in TOP_FILES or rel == SUCCESS or rel.startswith(TREES)
+    return rel in TOP_FILES or rel.startswith(TREES)
 
 
 @dataclass
@@ -164,10 +155,7 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
         raise DatasetError(f"staged copy of {source.url} does not match its manifest: {', '.join(problems[:5])}; "
                            "the source dataset is incomplete or changed after commit; rebuild it")
     info = {"version": source.version, "url": source.url, "files": report.files, "run_id": source.success.get("run_id")}
-    tmp = f"{marker}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2)
-    os.replace(tmp, marker)
+    atomic_write(marker, json.dumps(info, indent=2))
     return report
 
 
@@ -179,13 +167,8 @@ def _fetch_all(source: Source, todo: list, workers: int, progress: bool, on_file
     def fetch(item):
         remote, target = item
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-        try:
+        with atomic_file(target) as tmp:
             source.fs.get_file(remote, tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return os.path.getsize(target)
 
     pool = ThreadPoolExecutor(max_workers=workers)

@@ -9,8 +9,10 @@ import os
 import sys
 from collections.abc import Sequence
 
+from yololake.cli import run_command
+from yololake.errors import UsageError
 from yololake.train import prepare, stage
-from yololake.train.args import STAGE_MODES, UsageError, split_extra
+from yololake.train.args import STAGE_MODES, split_extra
 from yololake.train.detect import common_parser, run_script
 
 
@@ -24,13 +26,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--stage-dir", default="", help="as for yololake train")
     p.add_argument("--stage", choices=STAGE_MODES, default="auto")
     ns = p.parse_args(own)
-    try:
+
+    def body() -> int:
         root = stage.default_stage_root(ns.stage_dir or os.environ.get("YOLOLAKE_STAGE_DIR", ""))
         prepared = prepare.prepare(stage.resolve(ns.data), root, ns.stage, progress=sys.stderr.isatty())
         if ns.task not in prepared.caches:
             raise UsageError(f"--task {ns.task}: the dataset has no {ns.task} split")
         return run_script("val", ns, ["--data", prepared.yaml_path, "--task", ns.task,
                                       "--batch-size", str(ns.batch_size)], extra, root)
-    except (UsageError, stage.DatasetError) as exc:
-        print(f"yololake val: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_command("yololake val", body)

@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 
-from yololake.train.args import UsageError
+from yololake.errors import UsageError
 
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 

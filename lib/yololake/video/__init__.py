@@ -1,1 +1,2 @@
-"""Video -> frames: sampling rules (sampling), PyAV decoding (decode), Spark steps (tasks), config, demo videos."""
+"""The extract-frames job (`main`): video -> frames. Sampling rules (sampling), PyAV decoding (decode), Spark steps
+(tasks), config."""

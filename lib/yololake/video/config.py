@@ -4,15 +4,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar, Literal
 
-
-from yololake.config import Sections, StorageConfig, _choice, _fail, load_typed, parse_typed
-
-INPUT_FORMATS = ("auto", "folder", "parquet", "csv", "json")
+from yololake.config import Section, Sections, StorageConfig, fail, load_typed, parse_typed
 
 
 @dataclass(frozen=True)
-class SamplingConfig:
+class SamplingConfig(Section):
+    SECTION: ClassVar[str] = "sampling"
     every_n: int = 0
     """Keep every N-th frame (by frame index from the timestamp); 0: off."""
     fps: float = 0.0
@@ -23,23 +22,25 @@ class SamplingConfig:
     def check(self, key: str) -> None:
         for name in ("every_n", "fps", "max_frames"):
             if getattr(self, name) < 0:
-                _fail(f"{key}.{name}", f"must not be negative, got {getattr(self, name)}")
+                fail(f"{key}.{name}", f"must not be negative, got {getattr(self, name)}")
         if self.every_n and self.fps:
-            _fail(key, f"every_n ({self.every_n}) and fps ({self.fps}) are exclusive; set one of them to 0")
+            fail(key, f"every_n ({self.every_n}) and fps ({self.fps}) are exclusive; set one of them to 0")
 
 
 @dataclass(frozen=True)
-class SegmentsConfig:
+class SegmentsConfig(Section):
+    SECTION: ClassVar[str] = "segments"
     seconds: float = 60.0
     """Length of the time segments a long video is split into; each segment is decoded by its own task."""
 
     def check(self, key: str) -> None:
         if not self.seconds > 0:
-            _fail(f"{key}.seconds", f"must be a positive number of seconds, got {self.seconds}")
+            fail(f"{key}.seconds", f"must be a positive number of seconds, got {self.seconds}")
 
 
 @dataclass(frozen=True)
-class ImageConfig:
+class ImageConfig(Section):
+    SECTION: ClassVar[str] = "image"
     quality: int = 90
     """JPEG quality, 1-95 (Pillow's useful range)."""
     max_side: int = 0
@@ -47,22 +48,20 @@ class ImageConfig:
 
     def check(self, key: str) -> None:
         if not 1 <= self.quality <= 95:
-            _fail(f"{key}.quality", f"must be between 1 and 95, got {self.quality}")
+            fail(f"{key}.quality", f"must be between 1 and 95, got {self.quality}")
         if self.max_side < 0:
-            _fail(f"{key}.max_side", f"must be 0 (no resize) or a number of pixels, got {self.max_side}")
+            fail(f"{key}.max_side", f"must be 0 (no resize) or a number of pixels, got {self.max_side}")
 
 
 @dataclass(frozen=True)
-class InputConfig:
-    format: str = "auto"
+class InputConfig(Section):
+    SECTION: ClassVar[str] = "input"
+    format: Literal["auto", "folder", "parquet", "csv", "json"] = "auto"
     """folder: every file under --videos is a video (id = file stem); parquet/csv/json: a table of
     videos; auto: a table when --videos ends in .parquet/.csv/.json, else a folder."""
     id_column: str = "video_id"
     uri_column: str = "uri"
     csv_header: bool = True
-
-    def check(self, key: str) -> None:
-        _choice(f"{key}.format", self.format, INPUT_FORMATS)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from fractions import Fraction
 import av
 import fsspec
 
+from yololake.storage import local_path
 from yololake.video import sampling as S
 
 UNREADABLE = "unreadable_video"        # not a media file, or its header/index is missing (e.g. truncated mp4)
@@ -47,15 +48,11 @@ class VideoInfo:
     height: int
 
 
-def _local(uri: str) -> str | None:
-    return uri[len("file://"):] if uri.startswith("file://") else (None if "://" in uri else uri)
-
-
 @contextlib.contextmanager
 def open_video(uri: str, options: dict | None = None) -> Iterator[av.container.InputContainer]:
     """Open a local path directly (FFmpeg's own IO), anything else through fsspec (seekable file object);
     `options` are the fsspec storage options for the URL."""
-    local = _local(uri)
+    local = local_path(uri)
     try:
         with contextlib.ExitStack() as stack:
             source = local if local is not None else stack.enter_context(fsspec.open(uri, "rb", **(options or {})))

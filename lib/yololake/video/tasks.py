@@ -16,14 +16,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from yololake.config import StorageConfig, TableConfig
-from yololake.readers import InputError, read_table
+from yololake.errors import InputError
 from yololake.storage import Store, fsspec_options
-from yololake.transforms.frames import resolve_image_uri
+from yololake.tables import TABLE_EXTENSIONS, read_table, resolve_uri
 from yololake.video import decode as D
 from yololake.video import sampling as S
 from yololake.video.config import InputConfig
 
-_TABLE_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 _SAFE_ID = r"^[^/\\\x00-\x1F\x7F]{1,180}$"   # the same rule as sampling.is_safe_video_id
 
 
@@ -57,7 +56,7 @@ def _frame(rows: list[dict], schema: StructType) -> pd.DataFrame:
 def input_format(videos: str, config: InputConfig) -> str:
     if config.format != "auto":
         return config.format
-    return _TABLE_EXTENSIONS.get(os.path.splitext(videos.rstrip("/"))[1].lower(), "folder")
+    return TABLE_EXTENSIONS.get(os.path.splitext(videos.rstrip("/"))[1].lower(), "folder")
 
 
 def list_video_files(videos: str, storage: StorageConfig) -> list[tuple[str, str]]:
@@ -96,7 +95,7 @@ def read_videos(spark: SparkSession, videos: str, config: InputConfig, storage: 
     base = os.path.dirname(videos.rstrip("/")) if os.path.splitext(videos)[1] else videos
     base = os.path.abspath(base) if "://" not in base else base
     return table.select(F.col(f"`{config.id_column}`").cast("string").alias("video_id"),
-                        resolve_image_uri(F.col(f"`{config.uri_column}`").cast("string"), base).alias("uri"))
+                        resolve_uri(F.col(f"`{config.uri_column}`").cast("string"), base).alias("uri"))
 
 
 def check_video_ids(videos: DataFrame, partitions: int) -> DataFrame:

@@ -21,15 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from yololake.images import place_image, read_image
-from yololake.storage import StorageError, Store
+from yololake.build.images import place_image, read_image
+from yololake.dataset import layout as L
+from yololake.errors import StorageError
+from yololake.storage import Store
 
 SHARD_SCHEMA = ("split string, shard string, frames long, boxes long, background long, label_bytes long, "
                 "sha256 string, object string, object_bytes long, object_sha256 string, error string")
-INDEX_COLUMNS = ("key", "frame_id", "split", "shard", "source_image", "ext", "width", "height", "box_count",
-                 "status")
 ShardWriter = Callable[[pd.DataFrame], pd.DataFrame]
-ABORTED = "_ABORTED"  # written by the first shard that fails for good; the others skip their work
 _PUT_BATCH = 256  # objects per concurrent batch on an object store
 
 
@@ -71,7 +70,7 @@ class _HashingWriter:
 
 
 def _index_part(frames: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(frames.rename(columns={"image_uri": "source_image"})[list(INDEX_COLUMNS)],
+    table = pa.Table.from_pandas(frames.rename(columns={"image_uri": "source_image"})[list(L.INDEX_COLUMNS)],
                                  preserve_index=False)
     sink = io.BytesIO()
     pq.write_table(table, sink)
@@ -106,36 +105,35 @@ def _put_batched(store: Store, objects: dict[str, bytes]) -> None:
 
 
 def _publish(spec: ShardSpec, split: str, shard: str, frames: pd.DataFrame, labels: dict[str, bytes]) -> tuple:
-    store, base = spec.store, f"{split}/{shard}"
+    store = spec.store
+    labels_dir, images_dir = L.labels_folder(split, shard), L.images_folder(split, shard)
     image_names = {f"{k}.{e}": uri for k, e, uri in zip(frames["key"], frames["ext"], frames["image_uri"])}
     if spec.layout == "shard_archive":
-        rel = f"labels/{base}.tar"
+        rel = L.label_archive(split, shard)
         with store.open_write(rel) as raw:
             sink = _HashingWriter(raw)
             with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as tar:
                 for name, data in labels.items():
-                    _tar_member(tar, f"labels/{base}/{name}", data)
+                    _tar_member(tar, f"{labels_dir}/{name}", data)
                 if spec.archive_images:
                     for name, uri in image_names.items():
-                        _tar_member(tar, f"images/{base}/{name}", read_image(uri, store.storage))
+                        _tar_member(tar, f"{images_dir}/{name}", read_image(uri, store.storage))
         obj = (rel, sink.size, sink.digest.hexdigest())
     else:
         if store.local:
-            _write_local_folder(spec, f"labels/{base}", labels)
+            _write_local_folder(spec, labels_dir, labels)
         else:
-            _put_batched(store, {f"labels/{base}/{name}": data for name, data in labels.items()})
-        obj = (f"labels/{base}/", None, None)
+            _put_batched(store, {f"{labels_dir}/{name}": data for name, data in labels.items()})
+        obj = (f"{labels_dir}/", None, None)
     if spec.images_mode != "none" and not spec.archive_images:
+        # images.mode link with an object-store --out was refused before Spark started (build.config.check_run)
         if store.local:
-            _write_local_folder(spec, f"images/{base}", image_names)
-        elif spec.images_mode == "link":
-            raise StorageError(f"images.mode link needs a local --out, got {store.display()}; "
-                               "set images.mode: copy (or none)")
+            _write_local_folder(spec, images_dir, image_names)
         else:
-            _put_batched(store, {f"images/{base}/{n}": read_image(u, store.storage) for n, u in image_names.items()})
-    store.put(f"index/{base}.parquet", _index_part(frames))
-    lines = "".join(f"./images/{base}/{name}\n" for name in image_names)
-    store.put(f"_lists/{split}/{shard}.txt", lines.encode("utf-8"))
+            _put_batched(store, {f"{images_dir}/{n}": read_image(u, store.storage) for n, u in image_names.items()})
+    store.put(L.index_part(split, shard), _index_part(frames))
+    lines = "".join(L.list_line(split, shard, name) for name in image_names)
+    store.put(L.list_part(split, shard), lines.encode("utf-8"))
     return obj
 
 
@@ -145,27 +143,24 @@ def write_shard(frames: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
     Columns used: split, shard, key, ext, image_uri, labels (text, "" for background), box_count, and the
     index columns.
     """
-    split, shard = str(frames["split"].iloc[0]), str(frames["shard"].iloc[0])
+    split, shard = safe_name(str(frames["split"].iloc[0])), safe_name(str(frames["shard"].iloc[0]))
     frames = frames.sort_values("key", kind="stable").reset_index(drop=True)
-    digest, labels = hashlib.sha256(), {}
-    for key, text in zip(frames["key"], frames["labels"]):
-        data = f"{text}\n".encode("utf-8") if text else b""
-        labels[f"{safe_name(key)}.txt"] = data
-        digest.update(f"{key}\0".encode() + data + b"\0")
-    safe_name(split), safe_name(shard)
+    texts = [(safe_name(key), f"{text}\n".encode("utf-8") if text else b"")
+             for key, text in zip(frames["key"], frames["labels"])]
+    labels = {f"{key}.txt": data for key, data in texts}
     row = {"split": split, "shard": shard, "frames": len(frames), "boxes": int(frames["box_count"].sum()),
            "background": int((frames["box_count"] == 0).sum()),
-           "label_bytes": sum(len(d) for d in labels.values()), "sha256": digest.hexdigest(),
+           "label_bytes": sum(len(d) for d in labels.values()), "sha256": L.shard_sha256(texts),
            "object": None, "object_bytes": None, "object_sha256": None, "error": None}
     try:
-        if spec.store.exists(ABORTED):  # another shard already failed for good: don't pay its retries again
-            row["error"] = f"skipped: {spec.store.read(ABORTED).decode('utf-8', 'replace')}"
+        if spec.store.exists(L.ABORTED):  # another shard already failed for good: don't pay its retries again
+            row["error"] = f"skipped: {spec.store.read(L.ABORTED).decode('utf-8', 'replace')}"
         else:
             row["object"], row["object_bytes"], row["object_sha256"] = _publish(spec, split, shard, frames, labels)
     except (StorageError, OSError) as exc:
         row["error"] = str(exc) if isinstance(exc, StorageError) else f"shard {split}/{shard}: {exc}"
         try:
-            spec.store.put(ABORTED, row["error"].encode("utf-8"))
+            spec.store.put(L.ABORTED, row["error"].encode("utf-8"))
         except StorageError:
             pass  # the store refuses even this; each shard then fails on its own
     return pd.DataFrame([row])

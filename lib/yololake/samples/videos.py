@@ -4,8 +4,8 @@ Each frame carries its frame number drawn as 16 black/white blocks in the top th
 compression and resizing, read back with `read_counter`) and one moving rectangle (a "car") whose
 box is a pure function of the frame number, so generated annotations are correct by construction.
 
-    python -m yololake.video.sample_videos videos --out DIR [--bad]
-    python -m yololake.video.sample_videos boxes --manifest OUT/manifest --out ANNOTATIONS.parquet
+    python -m yololake.samples.videos videos --out DIR [--bad]
+    python -m yololake.samples.videos boxes --manifest OUT/manifest --out ANNOTATIONS.parquet
 """
 from __future__ import annotations
 

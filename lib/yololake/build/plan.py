@@ -1,6 +1,6 @@
 """The build-dataset plan: read the inputs, then pure transforms up to "frames to write" and "quarantine".
 
-Nothing here writes; `build_dataset` runs the plan and writes. Every step is a Spark expression except
+Nothing here writes; `build.main` runs the plan and writes. Every step is a Spark expression except
 the image existence check (a file-system call per frame).
 """
 from __future__ import annotations
@@ -11,18 +11,16 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from yololake import reasons as R
-from yololake.config import JobConfig
-from yololake.images import add_image_exists
-from yololake.readers import SOURCE_FILE, InputError, check_paths_exist, read_table
-from yololake.transforms.annotations import (
+from yololake.build.config import JobConfig
+from yololake.build.images import add_image_exists
+from yololake.build.transforms.annotations import (
     assign_reason,
     label_line,
     map_classes,
     standardize_annotations,
     to_yolo_boxes,
 )
-from yololake.transforms.frames import (
+from yololake.build.transforms.frames import (
     assign_split_by_hash,
     assign_split_from_values,
     check_frames,
@@ -32,8 +30,11 @@ from yololake.transforms.frames import (
     frames_from_manifest,
     is_safe_frame_id,
 )
-
-WRITTEN_STATUSES = ("labeled", "background")
+from yololake.dataset import reasons as R
+from yololake.dataset.layout import WRITTEN_STATUSES
+from yololake.errors import InputError
+from yololake.storage import local_path
+from yololake.tables import SOURCE_FILE, check_paths_exist, read_table
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,6 @@ class Plan:
         return lines.groupBy("split", F.substring_index("line", " ", 1).cast("int").alias("cls")).count()
 
 
-def _local(uri: str) -> str | None:
-    return uri[len("file://"):] if uri.startswith("file://") else (None if "://" in uri else uri)
-
-
 def annotation_paths(paths: tuple[str, ...], config: JobConfig) -> list[str]:
     """With split mode source_file, a folder stands for the configured files in it (and nothing else:
     Udacity's labels_trainval.csv is the union of the others and must not be read twice)."""
@@ -82,7 +79,7 @@ def annotation_paths(paths: tuple[str, ...], config: JobConfig) -> list[str]:
         return list(paths)
     expanded = []
     for uri in paths:
-        local = _local(uri)
+        local = local_path(uri)
         is_dir = os.path.isdir(local) if local is not None else not os.path.basename(uri.rstrip("/")) in config.split.files
         if not is_dir:
             expanded.append(uri)
@@ -99,7 +96,7 @@ def annotation_paths(paths: tuple[str, ...], config: JobConfig) -> list[str]:
 def images_root(inputs: JobInputs) -> str:
     """Base for relative image paths: --images, else the working directory (made absolute for links)."""
     root = inputs.images or os.getcwd()
-    local = _local(root)
+    local = local_path(root)
     return os.path.abspath(local) if local is not None else root
 
 
@@ -128,10 +125,7 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
                                       fc.height_column, root, split.column if hint_in_manifest else None)
         frames = frames.withColumn("hints", F.when(F.col("hint").isNotNull(), F.array("hint")))
     else:
-        size = config.image_size
-        if not (size.width and size.height):
-            raise InputError("no --frames manifest and no image_size in the config: set image_size.width and "
-                             "image_size.height (e.g. 480 and 300 for Udacity) or pass --frames")
+        size = config.image_size  # given: build.config.check_run refuses a run with neither
         frames = frames_from_annotations(ann, root, config.images.extension, size.width, size.height)
     if not hint_in_manifest:
         value = (F.regexp_extract(F.col(SOURCE_FILE), r"([^/]+)$", 1) if split.mode == "source_file"

@@ -10,23 +10,16 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from yololake import reasons as R
+from yololake.dataset import reasons as R
+from yololake.dataset.layout import SPLITS, YOLO_IMAGE_FORMATS
+from yololake.errors import InputError
+from yololake.tables import resolve_uri
 
-# Extensions YOLOv5 7.0 accepts (utils/dataloaders.py IMG_FORMATS); others are silently skipped by it.
-YOLO_IMAGE_FORMATS = ("bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm")
 _IMAGE_EXT = r"(?i)\.(" + "|".join(YOLO_IMAGE_FORMATS) + r")$"
 # A frame id becomes a file name: no separators, NUL or control characters, no leading dot
 # ('.', '..', hidden files), no surrounding blanks, and short enough for any filesystem.
 _SAFE_FRAME_ID = r"^[^/\\\x00-\x1F\x7F]{1,200}$"
-_URI_OR_ABSOLUTE = r"^([A-Za-z][A-Za-z0-9+.-]*://|/)"
-_SPLIT_ORDER = ("train", "val", "test")
 _HASH_BUCKETS = 1_000_000
-
-
-def resolve_image_uri(value: Column, images_root: str) -> Column:
-    """Relative image paths are taken relative to `images_root`; absolute paths and URLs stay."""
-    return F.when(value.rlike(_URI_OR_ABSOLUTE), value).otherwise(
-        F.concat(F.lit(images_root.rstrip("/") + "/"), value))
 
 
 def frames_from_manifest(manifest: DataFrame, frame_column: str, image_column: str, width_column: str,
@@ -35,11 +28,11 @@ def frames_from_manifest(manifest: DataFrame, frame_column: str, image_column: s
     wanted = [frame_column, image_column, width_column, height_column] + ([hint_column] if hint_column else [])
     missing = [c for c in wanted if c not in manifest.columns]
     if missing:
-        raise KeyError(f"frame manifest column(s) {', '.join(missing)} not found; the manifest has: "
+        raise InputError(f"frame manifest column(s) {', '.join(missing)} not found; the manifest has: "
                        f"{', '.join(manifest.columns)}. Fix `frames:` in the config")
     return manifest.select(
         F.col(f"`{frame_column}`").cast("string").alias("frame_id"),
-        resolve_image_uri(F.col(f"`{image_column}`").cast("string"), images_root).alias("image_uri"),
+        resolve_uri(F.col(f"`{image_column}`").cast("string"), images_root).alias("image_uri"),
         F.col(f"`{width_column}`").cast("string").try_cast("int").alias("width"),
         F.col(f"`{height_column}`").cast("string").try_cast("int").alias("height"),
         (F.col(f"`{hint_column}`").cast("string") if hint_column else F.lit(None).cast("string")).alias("hint"),
@@ -53,7 +46,7 @@ def frames_from_annotations(annotations: DataFrame, images_root: str, extension:
     name = F.when(frame.rlike(_IMAGE_EXT), frame).otherwise(F.concat(frame, F.lit("." + extension)))
     return annotations.select("frame_id").where(frame.isNotNull()).distinct().select(
         "frame_id",
-        resolve_image_uri(name, images_root).alias("image_uri"),
+        resolve_uri(name, images_root).alias("image_uri"),
         F.lit(width).alias("width"),
         F.lit(height).alias("height"),
         F.lit(None).cast("string").alias("hint"),
@@ -102,7 +95,7 @@ def assign_split_by_hash(frames: DataFrame, ratios: Mapping[str, float], seed: i
     A group never straddles splits, and adding groups later never moves existing ones.
     """
     u = _unit_hash(F.lit(f"split:{seed}"), F.coalesce(F.col("hint"), F.col("frame_id")))
-    used = [name for name in _SPLIT_ORDER if ratios.get(name, 0.0) > 0]
+    used = [name for name in SPLITS if ratios.get(name, 0.0) > 0]
     split, upper = F.when(F.lit(False), F.lit(None)), 0.0
     for name in used[:-1]:
         upper += ratios[name]
@@ -117,7 +110,7 @@ def assign_split_from_values(frames: DataFrame, mapping: Mapping[str, str]) -> D
     Values missing from the mapping must already be train/val/test; otherwise frame_reason unknown_split.
     Rows of one frame naming different splits give conflicting_split.
     """
-    table = {**{s: s for s in _SPLIT_ORDER}, **mapping} if mapping else {s: s for s in _SPLIT_ORDER}
+    table = {**{s: s for s in SPLITS}, **mapping}
     lookup = F.create_map(*[item for k, v in table.items() for item in (F.lit(k), F.lit(v))])
     mapped = F.array_distinct(F.transform(F.col("hints"), lambda v: F.coalesce(lookup[v], F.lit("?"))))
     reason = (F.when(F.col("frame_reason").isNotNull(), F.col("frame_reason"))

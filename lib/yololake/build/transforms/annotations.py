@@ -6,8 +6,9 @@ from collections.abc import Mapping, Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from yololake import reasons as R
-from yololake.readers import SOURCE_FILE
+from yololake.dataset import reasons as R
+from yololake.errors import InputError
+from yololake.tables import SOURCE_FILE
 
 COORDS = ("b0", "b1", "b2", "b3")
 DECIMALS = 6
@@ -22,7 +23,7 @@ def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
     """
     missing = [c for c in (frame_column, class_column, *box_columns, *extra_columns) if c not in df.columns]
     if missing:
-        raise KeyError(f"annotation column(s) {', '.join(missing)} not found; the table has: "
+        raise InputError(f"annotation column(s) {', '.join(missing)} not found; the table has: "
                        f"{', '.join(c for c in df.columns if c != SOURCE_FILE)}. Fix the config's column names")
     original = [F.col(f"`{c}`") for c in df.columns if c != SOURCE_FILE]
     coords = []

@@ -4,7 +4,7 @@
 
 Spark reads the label text (per shard, driven by OUT/index, so no listing of millions of files on the
 driver) and aggregates histograms with Spark expressions; the driver collects only bins, counts and a
-small sample of frames chosen by a hash of their key. Pictures: yololake.report_draw.
+small sample of frames chosen by a hash of their key. Pictures: yololake.report.draw; page: yololake.report.html.
 """
 from __future__ import annotations
 
@@ -13,31 +13,27 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from yololake import report_draw as D
-from yololake.report_html import render_index
+from yololake.cli import run_command
+from yololake.dataset import layout as L
+from yololake.errors import DatasetError, UsageError
+from yololake.report import draw as D
+from yololake.report.html import render_index
 from yololake.spark_session import start_spark
 
 log = logging.getLogger("yololake.report")
 BINS = 50          # histogram bins per axis (centres, sizes)
 BOX_CAP = 30       # boxes-per-frame histogram: the last bin is "30 or more"
 TILE = 320         # preview tiles are scaled to at most this many pixels wide
-SPLITS = ("train", "val", "test")
 _TEXT_SCHEMA = "split string, key string, text string"
-
-
-class ReportError(ValueError):
-    """OUT is not a dataset the report can read; the message names the path and the fix."""
 
 
 def _read_shard_labels(root: str) -> callable:
@@ -46,10 +42,10 @@ def _read_shard_labels(root: str) -> callable:
 
     def read(group: pd.DataFrame) -> pd.DataFrame:
         split, shard = str(group["split"].iloc[0]), str(group["shard"].iloc[0])
-        archive = os.path.join(root, "labels", split, f"{shard}.tar")
+        archive = os.path.join(root, L.label_archive(split, shard))
         texts = []
         if os.path.isfile(archive):  # output.layout shard_archive
-            wanted = {f"labels/{split}/{shard}/{k}.txt": k for k in group["key"]}
+            wanted = {L.label_file(split, shard, k): k for k in group["key"]}
             found = {}
             with tarfile.open(archive) as tar:
                 for member in tar:
@@ -57,7 +53,7 @@ def _read_shard_labels(root: str) -> callable:
                         found[wanted[member.name]] = tar.extractfile(member).read().decode("utf-8")
             texts = [found.get(k, "") for k in group["key"]]
         else:
-            folder = os.path.join(root, "labels", split, shard)
+            folder = os.path.join(root, L.labels_folder(split, shard))
             for key in group["key"]:
                 with open(os.path.join(folder, f"{key}.txt"), encoding="utf-8") as f:
                     texts.append(f.read())
@@ -96,7 +92,7 @@ def histogram_2d(boxes: DataFrame, x: str, y: str) -> np.ndarray:
 
 def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
     """All the report's numbers: small dicts and arrays, computed by Spark."""
-    index = read_parquet_folder(spark, os.path.join(root, "index"))
+    index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
     boxes = label_boxes(index, root).persist()
     try:
         classes: dict = {}
@@ -110,10 +106,10 @@ def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
     for r in index.groupBy("split", F.least("box_count", F.lit(BOX_CAP)).alias("n")).count().collect():
         per_frame.setdefault(r["split"], {})[int(r["n"])] = r["count"]
     reasons = {}
-    if os.path.isdir(os.path.join(root, "quarantine")):
-        quarantine = read_parquet_folder(spark, os.path.join(root, "quarantine"))
+    if os.path.isdir(os.path.join(root, L.QUARANTINE)):
+        quarantine = read_parquet_folder(spark, os.path.join(root, L.QUARANTINE))
         reasons = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
-    order = {s: i for i, s in enumerate(SPLITS)}
+    order = {s: i for i, s in enumerate(L.SPLITS)}
     return {"classes": dict(sorted(classes.items(), key=lambda kv: order.get(kv[0], 9))),
             "centres": centres, "sizes": sizes,
             "per_frame": dict(sorted(per_frame.items(), key=lambda kv: order.get(kv[0], 9))),
@@ -131,14 +127,14 @@ def sample_frames(index: DataFrame, split: str, n: int, seed: int) -> list[dict]
 
 def _frame_image(root: str, frame: dict) -> np.ndarray:
     """The output's copy or link of the frame's image, else its source (a grey canvas when neither is there)."""
-    output = os.path.join(root, "images", frame["split"], frame["shard"], f"{frame['key']}.{frame['ext']}")
+    output = os.path.join(root, L.image_file(frame["split"], frame["shard"], frame["key"], frame["ext"]))
     return D.load_frame_image([output, frame.get("source_image") or ""], int(frame["width"]),
                               int(frame["height"]), TILE)
 
 
 def read_label_file(root: str, frame: dict) -> list[D.Box]:
-    path = os.path.join(root, "labels", frame["split"], frame["shard"], f"{frame['key']}.txt")
-    archive = os.path.join(root, "labels", frame["split"], f"{frame['shard']}.tar")
+    path = os.path.join(root, L.label_file(frame["split"], frame["shard"], frame["key"]))
+    archive = os.path.join(root, L.label_archive(frame["split"], frame["shard"]))
     if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -161,18 +157,18 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
     """
     started = time.monotonic()
     root = os.path.abspath(out_root)
-    if not os.path.isdir(os.path.join(root, "index")):
-        raise ReportError(f"{root} has no index/ folder, so it is not a dataset written by yololake "
+    if not os.path.isdir(os.path.join(root, L.INDEX)):
+        raise DatasetError(f"{root} has no index/ folder, so it is not a dataset written by yololake "
                           "build-dataset; pass the job's --out folder")
     if names is None:
         names = _load_names(root)
-    if stats is None and os.path.isfile(os.path.join(root, "stats.json")):
-        with open(os.path.join(root, "stats.json"), encoding="utf-8") as f:
+    if stats is None and os.path.isfile(os.path.join(root, L.STATS_JSON)):
+        with open(os.path.join(root, L.STATS_JSON), encoding="utf-8") as f:
             stats = json.load(f)
     numbers = aggregate(spark, root, names)
     log.info("report: aggregates done after %.1fs", time.monotonic() - started)
 
-    target = os.path.join(root, "report")
+    target = os.path.join(root, L.REPORT)
     tmp = os.path.join(root, f".report.tmp-{uuid.uuid4().hex}")
     os.makedirs(tmp)
     try:
@@ -183,7 +179,7 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
             "boxes per frame": D.plot_boxes_per_frame(numbers["per_frame"], BOX_CAP, f"{tmp}/boxes_per_frame.png"),
             "quarantine by reason": D.plot_quarantine(numbers["reasons"], f"{tmp}/quarantine_reasons.png"),
         }
-        index = read_parquet_folder(spark, os.path.join(root, "index"))
+        index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
         for split in numbers["per_frame"]:
             tiles = []
             for frame in sample_frames(index, split, preview_frames, seed):
@@ -205,37 +201,32 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
 
 
 def _load_names(root: str) -> list[str]:
+    """The dataset's class names; none (boxes labelled by class id) when its dataset.yaml cannot be read."""
     try:
-        with open(os.path.join(root, "dataset.yaml"), encoding="utf-8") as f:
-            names = yaml.safe_load(f).get("names", [])
-    except (OSError, AttributeError, yaml.YAMLError):
+        with open(os.path.join(root, L.DATASET_YAML), "rb") as f:
+            return L.read_names(f.read())
+    except (OSError, ValueError):
         return []
-    return list(names.values()) if isinstance(names, dict) else list(names)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("yololake").setLevel(logging.INFO)
     p = argparse.ArgumentParser(prog="yololake report", description="render OUT/report/ for a built dataset")
     p.add_argument("out", help="the dataset folder (build-dataset's --out)")
     p.add_argument("--preview-frames", type=int, default=16, help="random frames per split in the previews (16)")
     p.add_argument("--seed", type=int, default=0, help="seed of the preview sample (0)")
     p.add_argument("--master", help="Spark master for in-process runs (default local[*]; spark-submit sets its own)")
     args = p.parse_args(argv)
-    if args.preview_frames < 0:
-        print(f"report: error: --preview-frames {args.preview_frames} must be 0 or more", file=sys.stderr)
-        return 2
-    if not os.path.isdir(os.path.join(args.out, "index")):
-        print(f"report: error: {args.out} has no index/ folder, so it is not a dataset written by yololake "
-              "build-dataset; pass the job's --out folder", file=sys.stderr)
-        return 1
-    # Under spark-submit the launcher provides the gateway and the master; in-process, default to all cores.
-    master = args.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[*]")
-    try:
+
+    def body() -> int:
+        if args.preview_frames < 0:
+            raise UsageError(f"--preview-frames {args.preview_frames} must be 0 or more")
+        if not os.path.isdir(os.path.join(args.out, L.INDEX)):  # before Spark starts
+            raise DatasetError(f"{args.out} has no index/ folder, so it is not a dataset written by yololake "
+                               "build-dataset; pass the job's --out folder")
+        # Under spark-submit the launcher provides the gateway and the master; in-process, default to all cores.
+        master = args.master or (None if "PYSPARK_GATEWAY_PORT" in os.environ else "local[*]")
         spark = start_spark("yololake-report", master)
-        target = write_report(spark, args.out, args.preview_frames, args.seed)
-    except ReportError as exc:
-        print(f"report: error: {exc}", file=sys.stderr)
-        return 1
-    print(f"report: {target}/index.html")
-    return 0
+        print(f"report: {write_report(spark, args.out, args.preview_frames, args.seed)}/index.html")
+        return 0
+
+    return run_command("report", body)

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
-from yololake import reasons as R
+from yololake.dataset import reasons as R
 
 LABELS = ("car", "truck", "pedestrian", "person", "bicyclist", "light")  # "person" is mapped to pedestrian
 SIZES = ((96, 64), (128, 96), (160, 120))

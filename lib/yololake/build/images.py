@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 
 import pandas as pd
@@ -11,15 +10,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql.types import BooleanType, StructField, StructType
 
 from yololake.config import StorageConfig
-from yololake.storage import filesystem, is_local
-
-
-def _local_path(uri: str) -> str | None:
-    return uri.removeprefix("file://") if is_local(uri) else None
+from yololake.storage import atomic_file, filesystem, local_path
 
 
 def image_exists(uri: str, storage: StorageConfig) -> bool:
-    local = _local_path(uri)
+    local = local_path(uri)
     if local is not None:
         return os.path.isfile(local)
     fs, path = filesystem(uri, storage)
@@ -27,7 +22,7 @@ def image_exists(uri: str, storage: StorageConfig) -> bool:
 
 
 def read_image(uri: str, storage: StorageConfig) -> bytes:
-    local = _local_path(uri)
+    local = local_path(uri)
     if local is not None:
         with open(local, "rb") as f:
             return f.read()
@@ -54,14 +49,13 @@ def add_image_exists(frames: DataFrame, storage: StorageConfig, check_column: st
 
 def place_image(source_uri: str, target: str, mode: str, storage: StorageConfig) -> None:
     """Put the source image at local path `target`: a symlink to it (mode link) or a byte copy (mode copy)."""
-    local = _local_path(source_uri)
+    local = local_path(source_uri)
     if mode == "link":
         if local is None:
             raise ValueError(f"images.mode link needs images on a local or mounted path, got {source_uri}; "
                              "set images.mode: copy")
-        tmp = f"{target}.tmp-{uuid.uuid4().hex}"
-        os.symlink(os.path.abspath(local), tmp)
-        os.replace(tmp, target)
+        with atomic_file(target) as tmp:
+            os.symlink(os.path.abspath(local), tmp)
     elif local is not None:
         shutil.copyfile(local, target)
     else:

@@ -15,11 +15,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from yololake import output_dir
-from yololake.job_runner import progress, run_job
-from yololake.readers import InputError
+from yololake.cli import add_job_flags, run_command
+from yololake.dataset.layout import QUARANTINE, STATS_JSON
+from yololake.logs import progress
 from yololake.spark_session import start_spark
-from yololake.storage import StorageError, Store
-from yololake.table_writer import write_parquet_parts
+from yololake.storage import Store
+from yololake.tables import write_parquet_parts
 from yololake.video import tasks as T
 from yololake.video.config import ExtractConfig, load_extract_config
 
@@ -38,10 +39,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     rate.add_argument("--fps", type=float, help="sample this many frames per second (overrides the config)")
     rate.add_argument("--every-n", type=int, help="keep every N-th frame (overrides the config)")
     p.add_argument("--max-frames", type=int, help="most frames per video, evenly spaced (overrides the config)")
-    p.add_argument("--overwrite", action="store_true", help="replace a committed output at --out")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set image.quality=80")
-    p.add_argument("--master", help="Spark master for in-process runs (spark-submit sets its own)")
+    add_job_flags(p, "image.quality=80")
     return p.parse_args(argv)
 
 
@@ -70,6 +68,32 @@ def _balanced(spark: SparkSession, segments: DataFrame, n_segments: int) -> Data
 def _counts(df: DataFrame, *aggregates) -> dict:
     """Small aggregates by reason (null = fine): {reason: Row}."""
     return {r["reason"]: r for r in df.groupBy("reason").agg(F.count(F.lit(1)).alias("n"), *aggregates).collect()}
+
+
+def _reconciled_counts(by_id: dict, planned: dict, kinds: dict, n_segments: int) -> dict:
+    """The summary's counts from the three small aggregates; RuntimeError when they do not add up."""
+    reasons: dict[str, int] = {}
+    for key, row in [*by_id.items(), *planned.items()] + [(k[1], r) for k, r in kinds.items() if k[0] == "segment"]:
+        if key is not None:
+            reasons[key] = reasons.get(key, 0) + row["n"]
+    frame_row = kinds.get(("frame", None))
+    n_frames = frame_row["n"] if frame_row else 0
+    segs = [r for k, r in kinds.items() if k[0] == "segment"]
+    kept, decoded = sum(r["kept"] or 0 for r in segs), sum(r["decoded"] or 0 for r in segs)
+    n_listed = sum(r["n"] for r in by_id.values())
+    n_planned = planned[None]["videos"] if None in planned else 0
+    video_level = sum(r["n"] for k, r in by_id.items() if k) + sum(r["n"] for k, r in planned.items() if k)
+    if (n_frames != kept or (frame_row and frame_row["ids"] != n_frames) or sum(r["n"] for r in segs) != n_segments
+            or n_listed != n_planned + video_level):
+        raise RuntimeError(f"counts do not reconcile: {n_frames} manifest rows ({frame_row and frame_row['ids']} "
+                           f"distinct ids), {kept} frames kept by {sum(r['n'] for r in segs)} of {n_segments} "
+                           f"segments; {n_listed} videos listed != {n_planned} planned + {video_level} "
+                           "quarantined; nothing was committed")
+    return {"videos_listed": n_listed, "videos_planned": n_planned, "videos_quarantined": video_level,
+            "videos_with_frames": frame_row["videos"] if frame_row else 0, "segments": n_segments,
+            "frames_decoded": decoded, "frames_written": n_frames,
+            "bytes_written": frame_row["bytes"] if frame_row else 0,
+            "quarantine_by_reason": dict(sorted(reasons.items()))}
 
 
 def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overwrite: bool = False) -> dict:
@@ -107,38 +131,16 @@ def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overw
     quarantine = (bad_ids.unionByName(plan.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS))
                   .unionByName(seg_errors.select(*QUARANTINE_COLUMNS)))
     # A few rows per bad video, from several small inputs: a few parts, not one per input partition.
-    write_parquet_parts(quarantine.coalesce(spark.sparkContext.defaultParallelism), store, "quarantine")
+    write_parquet_parts(quarantine.coalesce(spark.sparkContext.defaultParallelism), store, QUARANTINE)
 
-    by_id = _counts(checked)
-    reasons: dict[str, int] = {}
-    for key, row in [*by_id.items(), *planned.items()] + [(k[1], r) for k, r in kinds.items() if k[0] == "segment"]:
-        if key is not None:
-            reasons[key] = reasons.get(key, 0) + row["n"]
-    frame_row = kinds.get(("frame", None))
-    n_frames = frame_row["n"] if frame_row else 0
-    segs = [r for k, r in kinds.items() if k[0] == "segment"]
-    kept, decoded = sum(r["kept"] or 0 for r in segs), sum(r["decoded"] or 0 for r in segs)
-    n_listed = sum(r["n"] for r in by_id.values())
-    n_planned = planned[None]["videos"] if None in planned else 0
-    video_level = sum(r["n"] for k, r in by_id.items() if k) + sum(r["n"] for k, r in planned.items() if k)
-    if (n_frames != kept or (frame_row and frame_row["ids"] != n_frames) or sum(r["n"] for r in segs) != n_segments
-            or n_listed != n_planned + video_level):
-        raise RuntimeError(f"counts do not reconcile: {n_frames} manifest rows ({frame_row and frame_row['ids']} "
-                           f"distinct ids), {kept} frames kept by {sum(r['n'] for r in segs)} of {n_segments} "
-                           f"segments; {n_listed} videos listed != {n_planned} planned + {video_level} "
-                           "quarantined; nothing was committed")
-    summary = {
-        "out": store.display(), "run_id": run_id, "videos": videos,
-        "videos_listed": n_listed, "videos_planned": n_planned, "videos_quarantined": video_level,
-        "videos_with_frames": frame_row["videos"] if frame_row else 0, "segments": n_segments,
-        "frames_decoded": decoded, "frames_written": n_frames, "bytes_written": frame_row["bytes"] if frame_row else 0,
-        "quarantine_by_reason": dict(sorted(reasons.items())),
-        "sampling": {"every_n": s.every_n, "fps": s.fps, "max_frames": s.max_frames,
-                     "segment_seconds": config.segments.seconds},
-        "wall_seconds": round(time.monotonic() - started, 1),
-    }
-    store.put("stats.json", output_dir.json_bytes(summary))
-    output_dir.commit(store, {"run_id": run_id, "frames": n_frames, "videos": summary["videos_with_frames"]})
+    summary = {"out": store.display(), "run_id": run_id, "videos": videos,
+               **_reconciled_counts(_counts(checked), planned, kinds, n_segments),
+               "sampling": {"every_n": s.every_n, "fps": s.fps, "max_frames": s.max_frames,
+                            "segment_seconds": config.segments.seconds},
+               "wall_seconds": round(time.monotonic() - started, 1)}
+    store.put(STATS_JSON, output_dir.json_bytes(summary))
+    output_dir.commit(store, {"run_id": run_id, "frames": summary["frames_written"],
+                              "videos": summary["videos_with_frames"]})
     for df in (checked, plan, extracted):
         df.unpersist()
     progress(log, "commit", started)
@@ -159,9 +161,10 @@ def format_summary(summary: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
-    def body() -> str:
+    def body() -> int:
         config = load_extract_config(args.config, cli_overrides(args))
         spark = start_spark("yololake-extract-frames", args.master, config.spark)
-        return format_summary(run(spark, config, args.videos, args.out, args.overwrite))
+        print(format_summary(run(spark, config, args.videos, args.out, args.overwrite)))
+        return 0
 
-    return run_job("extract_frames", body, (InputError, output_dir.OutputExistsError, StorageError))
+    return run_command("extract_frames", body)

@@ -1,0 +1,1 @@
+"""The dataset format (`layout`) and the reason codes of its quarantine (`reasons`): one owner for both."""

@@ -1,0 +1,107 @@
+"""The on-disk dataset format: every name, path and recipe that build writes and report and train read.
+
+    OUT/dataset.yaml  train.txt val.txt [test.txt]  stats.json  shards.json  _yololake_run.json  _SUCCESS
+    OUT/labels/<split>/<shard>/<key>.txt      (layout shard_archive: OUT/labels/<split>/<shard>.tar)
+    OUT/images/<split>/<shard>/<key>.<ext>
+    OUT/index/<split>/<shard>.parquet         INDEX_COLUMNS, one row per written frame
+    OUT/quarantine/part-*.parquet
+
+Nothing else declares these; a change to the format is a change here.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+
+import yaml
+
+SPLITS = ("train", "val", "test")
+"""YOLO's split names, in the order lists, counts and reports show them."""
+REQUIRED_SPLITS = ("train", "val")
+"""Splits whose list file is written even when empty: YOLOv5 and ultralytics need both keys."""
+
+SUCCESS = "_SUCCESS"
+"""Written last, create-only: a folder without it is not a dataset."""
+RUN_MARKER = "_yololake_run.json"
+"""Written first: marks a folder as ours, so a failed run of ours may be cleared."""
+ABORTED = "_ABORTED"
+"""Written by the first shard that fails for good; the other shards skip their work."""
+LISTS = "_lists"
+"""Per-shard list parts, concatenated into <split>.txt at commit and then removed."""
+SHARDS_JSON = "shards.json"
+STATS_JSON = "stats.json"
+DATASET_YAML = "dataset.yaml"
+LABELS, IMAGES, INDEX, QUARANTINE, REPORT = "labels", "images", "index", "quarantine", "report"
+
+INDEX_COLUMNS = ("key", "frame_id", "split", "shard", "source_image", "ext", "width", "height", "box_count",
+                 "status")
+WRITTEN_STATUSES = ("labeled", "background")
+"""Frame statuses that are written; every other status names why a frame was not."""
+
+YOLO_IMAGE_FORMATS = ("bmp", "dng", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp", "pfm")
+"""Extensions YOLOv5 7.0 accepts (utils/dataloaders.py IMG_FORMATS); it silently skips any other."""
+
+
+def list_file(split: str) -> str:
+    return f"{split}.txt"
+
+
+def list_part(split: str, shard: str) -> str:
+    return f"{LISTS}/{split}/{shard}.txt"
+
+
+def labels_folder(split: str, shard: str) -> str:
+    return f"{LABELS}/{split}/{shard}"
+
+
+def label_archive(split: str, shard: str) -> str:
+    return f"{LABELS}/{split}/{shard}.tar"
+
+
+def images_folder(split: str, shard: str) -> str:
+    return f"{IMAGES}/{split}/{shard}"
+
+
+def image_file(split: str, shard: str, key: str, ext: str) -> str:
+    return f"{images_folder(split, shard)}/{key}.{ext}"
+
+
+def label_file(split: str, shard: str, key: str) -> str:
+    return f"{labels_folder(split, shard)}/{key}.txt"
+
+
+def index_part(split: str, shard: str) -> str:
+    return f"{INDEX}/{split}/{shard}.parquet"
+
+
+def list_line(split: str, shard: str, image_name: str) -> str:
+    """A list file's line: relative to the dataset root, so YOLOv5 maps it to its label by images -> labels."""
+    return f"./{images_folder(split, shard)}/{image_name}\n"
+
+
+def shard_sha256(labels: Iterable[tuple[str, bytes]]) -> str:
+    """The digest shards.json records per shard: for each (key, label bytes) in key order, key NUL bytes NUL.
+    The writer computes it from memory, staging from the copied files: both through this one recipe."""
+    digest = hashlib.sha256()
+    for key, data in labels:
+        digest.update(f"{key}\0".encode() + data + b"\0")
+    return digest.hexdigest()
+
+
+def dataset_yaml(root: str, names: Sequence[str], splits: Iterable[str]) -> bytes:
+    """The YOLO data file: absolute `path:` (YOLOv5 resolves a relative one against its install dir),
+    one list file per split, `nc` and `names`."""
+    names = list(names)
+    doc = {"path": root, **{split: list_file(split) for split in splits}, "nc": len(names), "names": names}
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def read_names(data: bytes | str) -> list[str]:
+    """Class names of a dataset.yaml (a list, or YOLOv5's {id: name} mapping); ValueError when there are none."""
+    doc = yaml.safe_load(data)
+    names = doc.get("names") if isinstance(doc, dict) else None
+    if isinstance(names, dict):
+        names = list(names.values())
+    if not isinstance(names, list):
+        raise ValueError(f"{DATASET_YAML} has no `names:` list")
+    return [str(n) for n in names]
