@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from yololake.errors import DatasetError
-from yololake.train import prepare, stage
+from yololake.train import manifest, prepare, stage
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +76,7 @@ def test_a_staged_file_that_differs_from_the_manifest_is_fetched_again(demo_data
     Path(victim).write_bytes(bytes(data))
     report = stage.stage(source, str(tmp_path), progress=False)
     assert report.fetched == shard["frames"]  # that shard again, nothing else
-    assert stage.shard_digest(folder) == shard["sha256"]
+    assert manifest.shard_digest(folder) == shard["sha256"]
 
 
 def test_prepare_with_stage_always_writes_the_yaml_yolov5_reads(demo_dataset, tmp_path):
@@ -113,10 +113,10 @@ def test_shard_archives_are_unpacked_and_verified(demo_dataset, tmp_path):
     src = str(tmp_path / "archived")
     _archive_layout(demo_dataset[0], src)
     source = stage.resolve(src)
-    assert stage.archived(source) and prepare.should_copy(source, "auto")  # local, but must be unpacked
+    assert manifest.archived(source) and prepare.should_copy(source, "auto")  # local, but must be unpacked
     prepared = prepare.prepare(source, str(tmp_path / "stage"), "auto", progress=False)
     for shard in source.shards:
-        assert stage.shard_digest(os.path.join(prepared.root, "labels", shard["split"], shard["shard"])) == \
+        assert manifest.shard_digest(os.path.join(prepared.root, "labels", shard["split"], shard["shard"])) == \
             shard["sha256"]
     assert prepared.caches["train"]["results"][:4] == (demo_dataset[1]["by_split"]["train"]["frames"], 0,
                                                        demo_dataset[1]["by_split"]["train"]["background"], 0)

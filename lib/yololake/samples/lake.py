@@ -44,6 +44,60 @@ def _jpeg(path: str, w: int, h: int, boxes: list[list[float]], rng: random.Rando
     img.save(path, "JPEG", quality=85)
 
 
+def _plant_bad_rows(root: str, rows: dict[str, list], manifest: list[dict]) -> tuple[Counter, int]:
+    """Add one bad row per reason code (and a missing image, exact duplicates); return what was planted."""
+    planted: Counter = Counter()
+    duplicates = 0
+    good = rows["day1"]
+    frame0, w0 = manifest[0]["frame_id"], manifest[0]["width"]
+
+    def plant(reason: str, row: list) -> None:
+        rows["day2"].append(row)
+        planted[reason] += 1
+
+    plant(R.UNKNOWN_CLASS, [frame0, "unicorn", 1, 1, 20, 20])
+    plant(R.UNKNOWN_CLASS, [frame0, None, 1, 1, 20, 20])
+    plant(R.NULL_COORDINATE, [frame0, "car", None, 1, 20, 20])
+    plant(R.NON_NUMERIC_COORDINATE, [frame0, "car", 1, math.nan, 20, 20])
+    plant(R.NON_NUMERIC_COORDINATE, [frame0, "car", 1, 2, math.inf, 20])
+    plant(R.BOX_OUTSIDE_IMAGE, [frame0, "car", w0 + 5, 1, w0 + 30, 20])
+    plant(R.BOX_OUTSIDE_IMAGE, [frame0, "truck", 1, -40, 20, -2])
+    plant(R.ZERO_AREA, [frame0, "car", 10, 5, 10, 20])
+    plant(R.ZERO_AREA, [frame0, "car", 10, 5, 10.0000001, 20])  # no width left at 6 decimals
+    plant(R.FRAME_NOT_IN_MANIFEST, ["ghost_0001", "car", 1, 1, 20, 20])
+    plant(R.FRAME_NOT_IN_MANIFEST, ["ghost_0002", "light", 1, 1, 20, 20])
+    for unsafe in ("../../escape", "/tmp/yololake_abs", "a/b", "nul\x00byte", "..", "back\\slash", " padded"):
+        plant(R.UNSAFE_FRAME_ID, [unsafe, "car", 1, 1, 20, 20])
+    # A manifest frame whose image is gone: its boxes are quarantined.
+    missing = manifest[3]
+    os.remove(os.path.join(root, missing["image"]))
+    n_missing = sum(1 for r in rows["day1"] + rows["day2"] if r[0] == missing["frame_id"])
+    planted[R.IMAGE_MISSING] += n_missing
+    # An unsafe id in the manifest too, pointing at a real image.
+    manifest.append({**manifest[1], "frame_id": "../../outside_bg"})
+    plant(R.UNSAFE_FRAME_ID, ["../../outside_bg", "car", 1, 1, 20, 20])
+    for r in good[:3]:   # exact duplicates of valid rows: dropped and counted
+        if r[0] != missing["frame_id"]:
+            rows["day1"].append(list(r))
+            duplicates += 1
+
+    return planted, duplicates
+
+
+def _write_tables(root: str, manifest: list[dict], rows: dict[str, list]) -> None:
+    """The frame manifest, and the annotations as two parquet parts per hive partition (drive=...)."""
+    os.makedirs(os.path.join(root, "frames"), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(manifest), os.path.join(root, "frames", "manifest.parquet"))
+    for drive, drive_rows in rows.items():
+        folder = os.path.join(root, "annotations", f"drive={drive}")
+        os.makedirs(folder, exist_ok=True)
+        half = len(drive_rows) // 2
+        for part, chunk in enumerate((drive_rows[:half], drive_rows[half:])):
+            table = pa.Table.from_pylist([dict(zip(ANNOTATION_SCHEMA.names, r)) for r in chunk],
+                                         schema=ANNOTATION_SCHEMA)
+            pq.write_table(table, os.path.join(folder, f"part-{part}.parquet"))
+
+
 def generate(root: str, videos: int = 12, frames_per_video: int = 10, seed: int = 7,
              plant_bad_rows: bool = True) -> dict:
     """Write the lake under `root`; return what was planted (also saved as `_planted.json`)."""
@@ -66,53 +120,8 @@ def generate(root: str, videos: int = 12, frames_per_video: int = 10, seed: int 
                     b = [b[0] - 0.5 * (b[2] - b[0]), b[1], b[2], b[3]]
                 rows[drive].append([frame, rng.choice(LABELS), *b])
 
-    planted: Counter = Counter()
-    duplicates = 0
-    if plant_bad_rows:
-        good = rows["day1"]
-        frame0, w0 = manifest[0]["frame_id"], manifest[0]["width"]
-
-        def plant(reason: str, row: list) -> None:
-            rows["day2"].append(row)
-            planted[reason] += 1
-
-        plant(R.UNKNOWN_CLASS, [frame0, "unicorn", 1, 1, 20, 20])
-        plant(R.UNKNOWN_CLASS, [frame0, None, 1, 1, 20, 20])
-        plant(R.NULL_COORDINATE, [frame0, "car", None, 1, 20, 20])
-        plant(R.NON_NUMERIC_COORDINATE, [frame0, "car", 1, math.nan, 20, 20])
-        plant(R.NON_NUMERIC_COORDINATE, [frame0, "car", 1, 2, math.inf, 20])
-        plant(R.BOX_OUTSIDE_IMAGE, [frame0, "car", w0 + 5, 1, w0 + 30, 20])
-        plant(R.BOX_OUTSIDE_IMAGE, [frame0, "truck", 1, -40, 20, -2])
-        plant(R.ZERO_AREA, [frame0, "car", 10, 5, 10, 20])
-        plant(R.ZERO_AREA, [frame0, "car", 10, 5, 10.0000001, 20])  # no width left at 6 decimals
-        plant(R.FRAME_NOT_IN_MANIFEST, ["ghost_0001", "car", 1, 1, 20, 20])
-        plant(R.FRAME_NOT_IN_MANIFEST, ["ghost_0002", "light", 1, 1, 20, 20])
-        for unsafe in ("../../escape", "/tmp/yololake_abs", "a/b", "nul\x00byte", "..", "back\\slash", " padded"):
-            plant(R.UNSAFE_FRAME_ID, [unsafe, "car", 1, 1, 20, 20])
-        # A manifest frame whose image is gone: its boxes are quarantined.
-        missing = manifest[3]
-        os.remove(os.path.join(root, missing["image"]))
-        n_missing = sum(1 for r in rows["day1"] + rows["day2"] if r[0] == missing["frame_id"])
-        planted[R.IMAGE_MISSING] += n_missing
-        # An unsafe id in the manifest too, pointing at a real image.
-        manifest.append({**manifest[1], "frame_id": "../../outside_bg"})
-        plant(R.UNSAFE_FRAME_ID, ["../../outside_bg", "car", 1, 1, 20, 20])
-        for r in good[:3]:   # exact duplicates of valid rows: dropped and counted
-            if r[0] != missing["frame_id"]:
-                rows["day1"].append(list(r))
-                duplicates += 1
-
-    os.makedirs(os.path.join(root, "frames"), exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(manifest), os.path.join(root, "frames", "manifest.parquet"))
-    for drive, drive_rows in rows.items():
-        folder = os.path.join(root, "annotations", f"drive={drive}")
-        os.makedirs(folder, exist_ok=True)
-        half = len(drive_rows) // 2
-        for part, chunk in enumerate((drive_rows[:half], drive_rows[half:])):
-            table = pa.Table.from_pylist([dict(zip(ANNOTATION_SCHEMA.names, r)) for r in chunk],
-                                         schema=ANNOTATION_SCHEMA)
-            pq.write_table(table, os.path.join(folder, f"part-{part}.parquet"))
-
+    planted, duplicates = _plant_bad_rows(root, rows, manifest) if plant_bad_rows else (Counter(), 0)
+    _write_tables(root, manifest, rows)
     total = sum(len(r) for r in rows.values())
     info = {"rows": total, "frames": len(manifest), "quarantined_by_reason": dict(sorted(planted.items())),
             "duplicates": duplicates, "videos": videos}
