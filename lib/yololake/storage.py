@@ -7,7 +7,9 @@ Credentials follow botocore's chain (environment, profiles, instance roles) and 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -63,6 +65,24 @@ def atomic_file(path: str, suffix: str = "") -> Iterator[str]:
     finally:
         if os.path.lexists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str) -> Iterator[str]:
+    """A hidden sibling folder to fill; swapped in for `path` when the block ends without error, removed
+    otherwise. Hidden siblings an earlier, killed attempt left are removed first."""
+    parent, name = os.path.split(path)
+    for stale in glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.tmp-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
+    os.makedirs(tmp)
+    try:
+        yield tmp
+        if os.path.lexists(path):
+            shutil.rmtree(path)
+        os.rename(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def atomic_write(path: str, data: bytes | str) -> None:

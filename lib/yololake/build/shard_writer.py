@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from yololake.build.images import place_image, read_image
 from yololake.dataset import layout as L
 from yololake.errors import StorageError
-from yololake.storage import Store
+from yololake.storage import Store, atomic_folder
 
 SHARD_SCHEMA = ("split string, shard string, frames long, boxes long, background long, label_bytes long, "
                 "sha256 string, object string, object_bytes long, object_sha256 string, error string")
@@ -79,23 +79,14 @@ def _index_part(frames: pd.DataFrame) -> bytes:
 
 def _write_local_folder(spec: ShardSpec, folder: str, files: dict[str, bytes | str]) -> None:
     """Local files layout: write into a hidden sibling, then swap it in (a folder rename is atomic)."""
-    parent = os.path.join(spec.store.root, os.path.dirname(folder))
-    name = os.path.basename(folder)
-    for stale in glob.glob(os.path.join(glob.escape(parent), f".{glob.escape(name)}.tmp-*")):
-        shutil.rmtree(stale, ignore_errors=True)  # an earlier attempt that died before publishing
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex}")
-    os.makedirs(tmp)
-    for file_name, content in files.items():
-        target = os.path.join(tmp, safe_name(file_name))
-        if isinstance(content, str):
-            place_image(content, target, spec.images_mode, spec.store.storage)
-        else:
-            with open(target, "wb") as f:
-                f.write(content)
-    final = os.path.join(parent, name)
-    if os.path.lexists(final):
-        shutil.rmtree(final)
-    os.rename(tmp, final)
+    with atomic_folder(os.path.join(spec.store.root, folder)) as tmp:
+        for file_name, content in files.items():
+            target = os.path.join(tmp, safe_name(file_name))
+            if isinstance(content, str):
+                place_image(content, target, spec.images_mode, spec.store.storage)
+            else:
+                with open(target, "wb") as f:
+                    f.write(content)
 
 
 def _put_batched(store: Store, objects: dict[str, bytes]) -> None:

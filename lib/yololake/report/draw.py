@@ -16,6 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
+from yololake.storage import local_path  # noqa: E402
+
 Box = tuple[int, float, float, float, float]  # class id, cx, cy, w, h (normalised, as in a YOLO label line)
 _PALETTE = [tuple(int(255 * c) for c in rgb) for rgb in plt.get_cmap("tab10").colors]
 
@@ -65,9 +67,10 @@ def load_frame_image(candidates: Sequence[str], width: int, height: int, max_wid
     (images.mode none); scaled down to at most `max_width` pixels wide."""
     image = None
     for path in candidates:
-        if path and "://" not in path and os.path.isfile(path):
+        local = local_path(path) if path else None
+        if local and os.path.isfile(local):
             try:
-                with Image.open(path) as img:
+                with Image.open(local) as img:
                     image = img.convert("RGB")
                 break
             except OSError:

@@ -12,9 +12,7 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,6 +26,7 @@ from yololake.errors import DatasetError, UsageError
 from yololake.report import draw as D
 from yololake.report.html import render_index
 from yololake.spark_session import start_spark
+from yololake.storage import atomic_folder
 
 log = logging.getLogger("yololake.report")
 BINS = 50          # histogram bins per axis (centres, sizes)
@@ -169,35 +168,34 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
     log.info("report: aggregates done after %.1fs", time.monotonic() - started)
 
     target = os.path.join(root, L.REPORT)
-    tmp = os.path.join(root, f".report.tmp-{uuid.uuid4().hex}")
-    os.makedirs(tmp)
-    try:
-        images = {
-            "class histogram": D.plot_class_histogram(numbers["classes"], names, f"{tmp}/class_histogram.png"),
-            "box centres and sizes": D.plot_label_heatmaps(numbers["centres"], numbers["sizes"],
-                                                           f"{tmp}/label_heatmaps.png"),
-            "boxes per frame": D.plot_boxes_per_frame(numbers["per_frame"], BOX_CAP, f"{tmp}/boxes_per_frame.png"),
-            "quarantine by reason": D.plot_quarantine(numbers["reasons"], f"{tmp}/quarantine_reasons.png"),
-        }
-        index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
-        for split in numbers["per_frame"]:
-            tiles = []
-            for frame in sample_frames(index, split, preview_frames, seed):
-                image = _frame_image(root, frame)
-                width = max(1, round(image.shape[1] / 160))
-                tiles.append((D.draw_boxes(image, read_label_file(root, frame), names, width), frame["key"]))
-            images[f"preview: {split}"] = D.plot_mosaic(tiles, f"{split}: {len(tiles)} random frames",
-                                                        f"{tmp}/preview_{split}.png")
-        images = {title: os.path.basename(path) for title, path in images.items()}
-        with open(os.path.join(tmp, "index.html"), "w", encoding="utf-8") as f:
-            f.write(render_index(root, stats or {}, numbers, images))
-        if os.path.lexists(target):
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_folder(target) as tmp:
+        _render(spark, root, tmp, numbers, names, stats, preview_frames, seed)
     log.info("report: %s written after %.1fs", target, time.monotonic() - started)
     return target
+
+
+def _render(spark: SparkSession, root: str, folder: str, numbers: dict, names: Sequence[str], stats: dict | None,
+            preview_frames: int, seed: int) -> None:
+    """The charts, the preview mosaics and index.html, into `folder`."""
+    images = {
+        "class histogram": D.plot_class_histogram(numbers["classes"], names, f"{folder}/class_histogram.png"),
+        "box centres and sizes": D.plot_label_heatmaps(numbers["centres"], numbers["sizes"],
+                                                       f"{folder}/label_heatmaps.png"),
+        "boxes per frame": D.plot_boxes_per_frame(numbers["per_frame"], BOX_CAP, f"{folder}/boxes_per_frame.png"),
+        "quarantine by reason": D.plot_quarantine(numbers["reasons"], f"{folder}/quarantine_reasons.png"),
+    }
+    index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
+    for split in numbers["per_frame"]:
+        tiles = []
+        for frame in sample_frames(index, split, preview_frames, seed):
+            image = _frame_image(root, frame)
+            width = max(1, round(image.shape[1] / 160))
+            tiles.append((D.draw_boxes(image, read_label_file(root, frame), names, width), frame["key"]))
+        images[f"preview: {split}"] = D.plot_mosaic(tiles, f"{split}: {len(tiles)} random frames",
+                                                    f"{folder}/preview_{split}.png")
+    images = {title: os.path.basename(path) for title, path in images.items()}
+    with open(os.path.join(folder, "index.html"), "w", encoding="utf-8") as f:
+        f.write(render_index(root, stats or {}, numbers, images))
 
 
 def _load_names(root: str) -> list[str]:

@@ -17,7 +17,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from yololake.config import StorageConfig, TableConfig
 from yololake.errors import InputError
-from yololake.storage import Store, fsspec_options
+from yololake.storage import Store, fsspec_options, local_path
 from yololake.tables import TABLE_EXTENSIONS, read_table, resolve_uri
 from yololake.video import decode as D
 from yololake.video import sampling as S
@@ -93,7 +93,8 @@ def read_videos(spark: SparkSession, videos: str, config: InputConfig, storage: 
                          f"{', '.join(c for c in table.columns if not c.startswith('_'))}. Set input.id_column "
                          "/ input.uri_column in the config")
     base = os.path.dirname(videos.rstrip("/")) if os.path.splitext(videos)[1] else videos
-    base = os.path.abspath(base) if "://" not in base else base
+    local = local_path(base)
+    base = os.path.abspath(local) if local is not None else base
     return table.select(F.col(f"`{config.id_column}`").cast("string").alias("video_id"),
                         resolve_uri(F.col(f"`{config.uri_column}`").cast("string"), base).alias("uri"))
 
