@@ -132,10 +132,12 @@ def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | 
            "--driver-java-options", f"-Dlog4j.configurationFile={ROOT}/conf/log4j2.properties", *conf,
            os.path.join(ROOT, "jobs", "build_dataset.py"), "--config", os.path.join(ROOT, "conf", "demo.yaml"),
            "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames", "--images", lake,
-           "--out", out, "--overwrite", "--set", "images.mode=none", "--set", "images.check_exists=false",
+           "--out", out, "--force", "--set", "images.mode=none", "--set", "images.check_exists=false",
            *[arg for item in job_set for arg in ("--set", item)]]
     result = measure(cmd, env)
-    with open(os.path.join(out, "stats.json"), encoding="utf-8") as f:
+    from yololake.dataset.versions import current_folder
+
+    with open(os.path.join(current_folder(out), "stats.json"), encoding="utf-8") as f:
         stats = json.load(f)
     result["in_job"], result["frames"] = stats["wall_seconds"], stats["frames_written"]
     return result
@@ -170,8 +172,10 @@ def baseline(lake: str, out: str) -> None:
 
 def floor(dataset: str, out: str) -> None:
     """Load the job's label files (untimed), then time writing them again: the cost of the files alone."""
+    from yololake.dataset.versions import current_folder
+
     texts = []
-    labels = os.path.join(dataset, "labels")
+    labels = os.path.join(current_folder(dataset), "labels")
     for folder, _, files in os.walk(labels):
         rel = os.path.relpath(folder, labels)
         for name in files:

@@ -15,7 +15,7 @@ export PYSPARK_PYTHON="$PY" PYSPARK_DRIVER_PYTHON="$PY"
     --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
     jobs/build_dataset.py --config conf/demo.yaml \
     --annotations demo/lake/annotations --frames demo/lake/frames --images demo/lake \
-    --out demo/dataset --overwrite
+    --out demo/dataset
 
 echo
 echo "dataset YAML: $ROOT/demo/dataset/dataset.yaml"
@@ -32,7 +32,7 @@ echo "train it (CPU, 1 epoch, real YOLOv5 through the launcher):" \
 .venv/bin/spark-submit --master 'local[2]' \
     --driver-java-options "-Dlog4j.configurationFile=$ROOT/conf/log4j2.properties" \
     jobs/build_dataset.py --config conf/demo_video.yaml \
-    --annotations demo/video_boxes --frames demo/frames/manifest --out demo/video_dataset --overwrite
+    --annotations demo/video_boxes --frames demo/frames/manifest --out demo/video_dataset
 echo
 echo "video frames: $ROOT/demo/frames (manifest/, quarantine/, stats.json)"
 echo "video dataset YAML: $ROOT/demo/video_dataset/dataset.yaml"

@@ -36,19 +36,21 @@ def sample_lake(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_dataset(spark, sample_lake, tmp_path_factory):
-    """The build-dataset job run once on the sample lake with conf/demo.yaml: (out, summary, planted, lake)."""
+    """The build-dataset job run once on the sample lake with conf/demo.yaml: (the version folder it committed,
+    summary, planted, lake). The output root (--out) is `summary["root"]`."""
     from pathlib import Path
 
     from yololake.build.config import load_config
     from yololake.build.main import run
     from yololake.build.plan import JobInputs
+    from yololake.dataset.versions import current_folder
 
     lake, planted = sample_lake
     out = str(tmp_path_factory.mktemp("demo") / "deep" / "out")
     config = load_config(Path(__file__).resolve().parents[1] / "conf" / "demo.yaml")
     inputs = JobInputs((f"{lake}/annotations",), (f"{lake}/frames",), lake)
     summary = run(spark, config, inputs, out)
-    return out, summary, planted, lake
+    return current_folder(out), {**summary, "root": out}, planted, lake
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-RUN_SPECIFIC = ("_SUCCESS", "_yololake_run.json", "stats.json", "dataset.yaml")
+from yololake.dataset.layout import DATASET_YAML, read_version, version_folder
+from yololake.dataset.versions import current_folder
+
+RUN_SPECIFIC = ("_SUCCESS", "_yololake_run.json", "stats.json", "dataset.yaml", "_heartbeat")
 
 
 def published_local(out: str) -> dict[str, bytes | str]:
-    """Everything a reader uses, as {relative path: bytes, or link target}; run-specific files left out."""
+    """Everything a reader uses of the current version, as {relative path: bytes, or link target};
+    run-specific files left out."""
+    out = current_folder(out)
     tree = {}
     for folder, _, files in os.walk(out):
         rel = os.path.relpath(folder, out)
@@ -21,8 +26,17 @@ def published_local(out: str) -> dict[str, bytes | str]:
     return tree
 
 
-def published_s3(fs, root: str) -> dict[str, bytes]:
+def s3_version(fs, root: str) -> str:
+    """The current version folder of a versioned output on S3 (bucket/prefix form); any other folder as it is."""
     root = root.rstrip("/")
+    fs.invalidate_cache()
+    pointer = f"{root}/{DATASET_YAML}"
+    version = read_version(fs.cat_file(pointer)) if fs.exists(pointer) else ""
+    return f"{root}/{version_folder(version)}" if version else root
+
+
+def published_s3(fs, root: str) -> dict[str, bytes]:
+    root = s3_version(fs, root)
     tree = {}
     for path in fs.find(root):
         rel = path[len(root) + 1:]

@@ -114,31 +114,65 @@ def test_a_failed_run_commits_nothing_and_a_rerun_completes(spark, sample_lake, 
     out = str(tmp_path / "out")
     with pytest.raises(Exception, match="disk on fire"):
         run(spark, _config(), _inputs(lake), out, shard_writer=always_failing)
-    assert not any(os.path.exists(os.path.join(out, name))
+    assert not os.path.exists(os.path.join(out, "dataset.yaml"))  # no pointer: nothing is current
+    (failed,) = os.listdir(os.path.join(out, "versions"))
+    assert not any(os.path.exists(os.path.join(out, "versions", failed, name))
                    for name in ("_SUCCESS", "dataset.yaml", "train.txt", "val.txt", "stats.json"))
-    run(spark, _config(), _inputs(lake), out)  # no --overwrite needed: the failed run was ours
-    assert os.path.exists(os.path.join(out, "_SUCCESS"))
+    assert "disk on fire" in Path(out, "versions", failed, "_FAILED").read_text()
+    summary = run(spark, _config(), _inputs(lake), out)  # no flag needed: the failed run was ours
+    assert os.listdir(os.path.join(out, "versions")) == [summary["version"]]  # the failed version was removed
+    assert os.path.exists(os.path.join(out, "versions", summary["version"], "_SUCCESS"))
     assert published_local(out) == published_local(clean_run[0])
 
 
-def test_rerun_into_a_committed_dataset_is_refused_unless_overwrite(spark, sample_lake, clean_run, tmp_path, capsys):
+def _files(root) -> dict:
+    """Every file and link under root with its bytes (or target) and mtime: what "touches nothing" compares."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            found[path] = (os.readlink(path) if os.path.islink(path) else Path(path).read_bytes(), st.st_mtime_ns)
+    return found
+
+
+def test_an_unchanged_rerun_is_a_no_op_and_force_adds_a_version(spark, sample_lake, tmp_path, capsys, monkeypatch):
+    import yololake.build.main as job
+
     lake, _ = sample_lake
-    out, _ = clean_run
-    before = published_local(out)
+    out = str(tmp_path / "out")
+    first = run(spark, _config(), _inputs(lake), out)
+    before = _files(out)
     args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
             "--images", lake, "--out", out, "--set", "output.frames_per_shard=8", "--set", "report.enabled=false"]
-    assert main(args) == 2  # a domain error: exit 2 (issue 10)
-    assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"build_dataset: error: --out {out} already holds a committed dataset (_SUCCESS exists); "
-        "pass --overwrite to replace it, or choose another --out")
-    assert published_local(out) == before
-    assert main(args + ["--overwrite"]) == 0
-    assert published_local(out) == before
+
+    def no_spark(*_, **__):
+        raise AssertionError("an unchanged rerun must not start Spark")
+
+    with monkeypatch.context() as m:
+        m.setattr(job, "start_spark", no_spark)
+        assert main(args) == 0
+    assert capsys.readouterr().out.startswith(f"up to date: version {first['version']} (")
+    assert _files(out) == before  # nothing touched, not even a marker
+    assert main(args + ["--force"]) == 0
+    versions = sorted(os.listdir(os.path.join(out, "versions")))
+    assert len(versions) == 2 and versions[0] == first["version"]
+    old = os.path.join(out, "versions", first["version"])
+    assert {p: v for p, v in _files(out).items() if p.startswith(old)} == {
+        p: v for p, v in before.items() if p.startswith(old)}  # the previous version is byte-identical
+    pointer = Path(out, "dataset.yaml").read_text()
+    assert f"yololake_version: {versions[1]}" in pointer
+    assert pointer == Path(out, "versions", versions[1], "dataset.yaml").read_text()
+    assert published_local(out) == published_local(old)  # same inputs and config: the same dataset
+
+
+def test_a_folder_yololake_did_not_write_is_never_touched(spark, sample_lake, tmp_path):
+    lake, _ = sample_lake
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     with pytest.raises(OutputExistsError, match="is not empty and was not written by yololake"):
-        run(spark, _config(), _inputs(lake), str(foreign), overwrite=True)
+        run(spark, _config(), _inputs(lake), str(foreign), force=True)
     assert os.listdir(foreign) == ["thesis.tex"]
 
 
@@ -152,6 +186,9 @@ def test_too_much_quarantine_fails_with_one_line_and_commits_nothing(spark, samp
     bad = sum(planted["quarantined_by_reason"].values())
     assert line.startswith(f"build_dataset: error: {bad} of {planted['rows']} annotation rows ")
     assert "above quarantine.max_fraction 1.0%; nothing was committed" in line
-    assert sorted(p.name for p in out.iterdir()) == ["_yololake_run.json", "quarantine"]  # left to inspect
+    assert sorted(p.name for p in out.iterdir()) == ["_yololake_output.json", "versions"]  # no pointer
+    (version,) = (out / "versions").iterdir()
+    assert sorted(p.name for p in version.iterdir()) == [
+        "_FAILED", "_heartbeat", "_yololake_run.json", "quarantine"]  # left to inspect
     with pytest.raises(QuarantineThresholdError):
         run(spark, _config(max_fraction=0.0), _inputs(lake), str(out))

@@ -53,7 +53,8 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
     (_with(output={"frames_per_shard": 0}), "output.frames_per_shard: must be at least 1, got 0"),
     (_with(output={"frames_per_shard": "many"}), "output.frames_per_shard: must be a whole number, got 'many'"),
     (_with(output={"frame_per_shard": 5}),
-     "output.frame_per_shard: unknown key; allowed here: frames_per_shard, layout, archive_images"),
+     "output.frame_per_shard: unknown key; allowed here: frames_per_shard, layout, archive_images, "
+     "stale_after_seconds"),
     (_with(output={"layout": "zip"}), "output.layout: 'zip' is not one of files, shard_archive"),
     (_with(output={"archive_images": True}), "output.archive_images: needs layout: shard_archive"),
     (_with(storage={"max_attempts": 0}), "storage.max_attempts: must be at least 1, got 0"),

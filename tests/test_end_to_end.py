@@ -72,7 +72,8 @@ def test_background_frames_get_empty_labels_and_videos_do_not_straddle_splits(de
 
 
 def test_nothing_is_written_outside_out(demo_dataset):
-    out, _, _, _ = demo_dataset
+    _, summary, _, _ = demo_dataset
+    out = summary["root"]
     parent = os.path.dirname(out)
     assert os.listdir(parent) == ["out"]
     assert os.listdir(os.path.dirname(parent)) == ["deep"]
@@ -96,7 +97,10 @@ def test_dataset_yaml_and_commit_markers(demo_dataset):
     with open(os.path.join(out, "dataset.yaml"), encoding="utf-8") as f:
         data = yaml.safe_load(f)
     assert data == {"path": out, "train": "train.txt", "val": "val.txt", "test": "test.txt", "nc": 5,
-                    "names": ["car", "truck", "pedestrian", "bicyclist", "light"]}
+                    "names": ["car", "truck", "pedestrian", "bicyclist", "light"],
+                    "yololake_version": summary["version"]}
+    with open(os.path.join(summary["root"], "dataset.yaml"), encoding="utf-8") as f:
+        assert yaml.safe_load(f) == data  # the pointer: a copy of the current version's
     with open(os.path.join(out, "_SUCCESS"), encoding="utf-8") as f:
         assert json.load(f)["boxes"] == summary["boxes_written"]
     with open(os.path.join(out, "shards.json"), encoding="utf-8") as f:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import s3fs
-from helpers import published_local, published_s3
+from helpers import published_local, published_s3, s3_version
 from s3_server import ACCESS_KEY, SECRET_KEY, Rule
 from yololake import output_dir
 from yololake.build.config import load_config
@@ -62,13 +62,14 @@ def test_s3_output_equals_the_local_output(spark, sample_lake, s3_bucket, local_
     lake, _ = sample_lake
     summary = run(spark, _config(endpoint, layout), _inputs(lake), f"s3://{bucket}/ds/{layout}")
     fs = _fs(endpoint)
-    assert fs.exists(f"{bucket}/ds/{layout}/_SUCCESS")
+    version = s3_version(fs, f"{bucket}/ds/{layout}")
+    assert fs.exists(f"{version}/_SUCCESS") and version.endswith(summary["version"])
     assert published_s3(fs, f"{bucket}/ds/{layout}") == local_runs[layout]
-    assert summary["out"] == f"s3://{bucket}/ds/{layout}"
-    objects = len(fs.find(f"{bucket}/ds/{layout}"))
+    assert summary["out"] == f"s3://{version}"
+    objects = len(fs.find(version))
     print(f"\n{layout}: {objects} objects for {summary['frames_written']} frames")
     if layout == "shard_archive":  # an object per shard, not per frame
-        assert not any(p.endswith(".txt") for p in fs.find(f"{bucket}/ds/{layout}/labels"))
+        assert not any(p.endswith(".txt") for p in fs.find(f"{version}/labels"))
 
 
 def test_partial_then_retried_shards_on_s3_publish_what_a_clean_run_does(spark, sample_lake, s3_bucket,
@@ -123,7 +124,8 @@ def test_driver_failure_before_commit_then_rerun(spark, sample_lake, s3_bucket, 
         with pytest.raises(SystemError):
             run(spark, _config(endpoint), _inputs(lake), out)
     fs = _fs(endpoint)
-    assert not fs.exists(f"{bucket}/crash/_SUCCESS")
+    assert not fs.exists(f"{bucket}/crash/dataset.yaml")  # no pointer: nothing became current
+    assert not any(p.endswith("/_SUCCESS") for p in fs.find(f"{bucket}/crash"))
     run(spark, _config(endpoint), _inputs(lake), out)
     assert published_s3(fs, f"{bucket}/crash") == local_runs["files"]
 
@@ -175,14 +177,15 @@ def test_persistent_errors_fail_fast_naming_the_key(spark, sample_lake, s3_bucke
     elapsed = time.monotonic() - started
     message = str(info.value)
     print(f"\npersistent {fault}: failed after {elapsed:.1f}s, {fault_proxy.requests} requests: {message}")
-    assert message.startswith(f"cannot write objects under s3://{bucket}/broken/labels/")
+    assert message.startswith(f"cannot write objects under s3://{bucket}/broken/versions/v")
+    assert "/labels/" in message.split(":")[1]
     assert code in message and "nothing was committed" in message
     # The first shard to fail stops the others (at most one in flight per core), instead of each shard
     # paying the client's retries again; and Spark does not retry the tasks on top.
     failed = int(message.rsplit(" shard(s) failed", 1)[0].rsplit("(", 1)[1])
     assert 1 <= failed <= 3, message
     assert elapsed < 120, elapsed
-    assert not _fs(s3_bucket[0]).exists(f"{bucket}/broken/_SUCCESS")
+    assert not any(p.endswith("/_SUCCESS") for p in _fs(s3_bucket[0]).find(f"{bucket}/broken"))
 
 
 def test_secrets_never_appear_in_logs_or_outputs(sample_lake, s3_bucket, tmp_path):

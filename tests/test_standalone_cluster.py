@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from yololake.dataset.versions import current_folder
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +102,7 @@ def test_standalone_cluster_writes_what_local_mode_writes(demo_dataset, tmp_path
         stopped = subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0 and "stopped 3 process(es)" in stopped.stdout, stopped.stdout + stopped.stderr
 
+    out = current_folder(out)
     labels, local_labels = _tree(out, "labels"), _tree(local_out, "labels")
     assert labels and labels == local_labels
     assert _tree(out, "images") == _tree(local_out, "images")
@@ -108,7 +110,7 @@ def test_standalone_cluster_writes_what_local_mode_writes(demo_dataset, tmp_path
         assert Path(out, name).read_bytes() == Path(local_out, name).read_bytes(), name
     assert _index_rows(out) == _index_rows(local_out)
     stats, local_stats = (json.loads(Path(d, "stats.json").read_text()) for d in (out, local_out))
-    for volatile in ("out", "run_id", "wall_seconds"):
+    for volatile in ("out", "run_id", "wall_seconds", "version"):
         stats.pop(volatile), local_stats.pop(volatile)
     assert stats == local_stats
     assert os.path.exists(os.path.join(out, "_SUCCESS"))

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,7 @@ def trained(demo_dataset, tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
            "NONET_LOG": str(base / "network.log"), "YOLOLAKE_STAGE_DIR": str(base / "stage"),
            "OMP_NUM_THREADS": "2"}
-    proc = subprocess.run([sys.executable, "-m", "yololake", "train", "--data", demo_dataset[0],
+    proc = subprocess.run([sys.executable, "-m", "yololake", "train", "--data", demo_dataset[1]["root"],
                            "--model", "yolov5n", "--epochs", "1", "--img", "128", "--device", "cpu",
                            "--weights", "", "--batch-size", "16", "--project", str(base / "runs"),
                            "--", "--workers", "0", "--noplots"],
@@ -60,8 +61,12 @@ def test_training_runs_real_yolov5_and_reports_final_metrics(trained, demo_datas
     # YOLOv5 used our caches (no "New cache created"), and the run folder records what ran on what.
     assert "New cache created" not in proc.stdout + proc.stderr
     info = json.loads((run / "yololake_run.json").read_text())
-    assert info["dataset"]["url"] == demo_dataset[0] and "-m yolov5.train" in info["command"]
+    assert info["dataset"]["url"] == demo_dataset[1]["root"] and "-m yolov5.train" in info["command"]
     assert info["dataset"]["frames"] == demo_dataset[1]["frames_written"]
+    # The version it trained on, resolved once from OUT/dataset.yaml, and what that version was built from.
+    assert info["dataset"]["version_id"] == demo_dataset[1]["version"]
+    assert info["dataset"]["input_fingerprint"] == json.loads(
+        (Path(demo_dataset[0]) / "_SUCCESS").read_text())["fingerprint"]
 
 
 def test_no_network_access_was_attempted(trained):

@@ -32,6 +32,8 @@ COMMANDS: dict[str, Command] = {
     "report": Command("yololake.report.main", "charts and preview mosaics of a built dataset into OUT/report/"),
     "extract-frames": Command("yololake.video.main", "videos -> sampled JPEG frames + frame manifest (local Spark)"),
     "sample-lake": Command("yololake.samples.lake", "generate a small sample data lake for demos and tests"),
+    "versions": Command("yololake.dataset.versions_command",
+                        "list a dataset's versions (which is current); --keep N removes old ones"),
     "train": Command("yololake.train.main",
                      "stage a dataset, prebuild YOLOv5's label cache, preflight, run YOLOv5 (torchrun)"),
     "detect": Command("yololake.train.detect", "YOLOv5 detect.py with trained weights on images or a folder (offline)"),
@@ -39,8 +41,7 @@ COMMANDS: dict[str, Command] = {
 }
 
 def add_job_flags(p: argparse.ArgumentParser, set_example: str) -> None:
-    """The flags every Spark job takes after its own: --overwrite, --set KEY=VALUE, --master."""
-    p.add_argument("--overwrite", action="store_true", help="replace a committed output at --out")
+    """The flags every Spark job takes after its own: --set KEY=VALUE, --master."""
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a config value, e.g. --set {set_example}")
     p.add_argument("--master", help="Spark master for in-process runs (spark-submit sets its own)")

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-import json
 import os
 import shutil
 
 from yololake.dataset.layout import IMAGES, LABELS, LISTS, RUN_MARKER, SUCCESS, list_file
 from yololake.errors import OutputExistsError
-from yololake.storage import Store
-
-
-def json_bytes(data: object) -> bytes:
-    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+from yololake.storage import Store, json_bytes
 
 
 def claim(store: Store, overwrite: bool, run_info: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import uuid
@@ -85,6 +86,11 @@ def atomic_folder(path: str) -> Iterator[str]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def json_bytes(data: object) -> bytes:
+    """The JSON files we write (stats, manifests, markers): sorted keys, indented, one trailing newline."""
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
 def atomic_write(path: str, data: bytes | str) -> None:
     """Write a whole local file through `atomic_file` (text as UTF-8)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -125,6 +131,10 @@ class Store:
     def local(self) -> bool:
         return is_local(self.url)
 
+    def sub(self, rel: str) -> Store:
+        """The store rooted at `rel` under this root."""
+        return Store(self.display(rel), self.storage)
+
     def display(self, rel: str = "") -> str:
         """The URL of `rel` under the root, for messages."""
         base = self.url.rstrip("/")
@@ -161,6 +171,7 @@ class Store:
         path = self.path(rel)
         try:
             if self.local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import time
@@ -17,16 +18,18 @@ from pyspark.sql import functions as F
 
 from yololake import output_dir
 from yololake.build.config import JobConfig, check_run, load_config
+from yololake.build.fingerprint import compute
 from yololake.build.plan import JobInputs, Plan, build_plan
 from yololake.build.shard_writer import SHARD_SCHEMA, ShardSpec, ShardWriter, make_shard_writer
 from yololake.build.summary import format_summary, summarize
 from yololake.build.transforms.frames import assign_shards, shard_buckets
 from yololake.cli import add_job_flags, run_command
 from yololake.dataset import layout as L
+from yololake.dataset.versions import VersionedOutput, failure_marked, heartbeat, new_version_id, writer_info
 from yololake.errors import QuarantineThresholdError, StorageError
 from yololake.logs import progress
 from yololake.spark_session import start_spark
-from yololake.storage import Store
+from yololake.storage import Store, json_bytes
 from yololake.tables import write_parquet_parts
 
 log = logging.getLogger("yololake.build")
@@ -41,30 +44,67 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="frame manifest table (frame id, image, width, height); optional")
     p.add_argument("--images", help="base folder/URL for relative image paths, or of <frame> images "
                                     "when there is no manifest")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, help="output folder: each build adds a version under OUT/versions/ "
+                                                "and points OUT/dataset.yaml at it")
+    p.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                   help="build a new version even when the inputs and config are those of the current one")
     add_job_flags(p, "output.frames_per_shard=500")
     return p.parse_args(argv)
 
 
-def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, overwrite: bool = False,
-        shard_writer: Callable[[ShardSpec], ShardWriter] = make_shard_writer) -> dict:
-    """Run the job into `out` (a local path or any fsspec URL); return the summary (also stats.json)."""
+def current_if_same(config: JobConfig, out: str, fingerprint: dict) -> dict | None:
+    """The current version's summary when it was built from this very fingerprint (no Spark needed)."""
+    output = VersionedOutput(Store(out, config.storage))
+    version_id = output.current_id()
+    success = output.version(version_id).success if version_id else None
+    if not success or success.get("fingerprint", {}).get("digest") != fingerprint["digest"]:
+        return None
+    return {**success, "up_to_date": True, "version": version_id,
+            "out": output.version_store(version_id).display(), "pointer": output.store.display(L.DATASET_YAML)}
+
+
+def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, force: bool = False,
+        shard_writer: Callable[[ShardSpec], ShardWriter] = make_shard_writer, fingerprint: dict | None = None) -> dict:
+    """Build a new version of the dataset at `out` (a local path or any fsspec URL) and point
+    OUT/dataset.yaml at it; return the summary (also the version's stats.json). An unchanged rerun
+    (same fingerprint as the current version, unless `force`) returns the current version's summary."""
     started = time.monotonic()
     check_run(config, out, inputs.frames)
-    store = Store(out, config.storage)
+    fingerprint = fingerprint or compute(config, inputs)
+    current = None if force else current_if_same(config, out, fingerprint)
+    if current:
+        return current
     plan = build_plan(spark, config, inputs)
     try:
+        output = VersionedOutput(Store(out, config.storage))
+        output.open()
+        output.clean_leftovers(config.output.stale_after_seconds)
         run_id = uuid.uuid4().hex
-        output_dir.claim(store, overwrite, {"run_id": run_id, "inputs": inputs.__dict__, "out": store.display()})
-        summary, splits, manifest = _write(config, plan, store, shard_writer, started)
-        summary.update(run_id=run_id, layout=config.output.layout, wall_seconds=round(time.monotonic() - started, 1))
-        _publish(spark, config, store, summary, splits, manifest, started)
-        output_dir.commit(store, {"run_id": run_id, "frames": summary["frames_written"],
-                                  "boxes": summary["boxes_written"]})
-        progress(log, "commit", started)
+        version_id = new_version_id(run_id)
+        store = output.version_store(version_id)
+        output_dir.claim(store, False, {"run_id": run_id, "version": version_id, "inputs": inputs.__dict__,
+                                        "out": store.display(), "fingerprint": fingerprint,
+                                        "started_at": time.time(), **writer_info()})
+        with failure_marked(store), heartbeat(store, max(1.0, config.output.stale_after_seconds / 10)):
+            summary = _build_version(spark, config, plan, store, shard_writer, started, version_id)
+            output_dir.commit(store, {"run_id": run_id, "version": version_id, "fingerprint": fingerprint,
+                                      "frames": summary["frames_written"], "boxes": summary["boxes_written"],
+                                      "committed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
+        output.point_to(version_id, store.read(L.DATASET_YAML))
+        progress(log, f"commit: version {version_id}", started)
+        summary.update(run_id=run_id, pointer=output.store.display(L.DATASET_YAML))
         return summary
     finally:
         plan.release()  # a failed run too: the session may live on (tests, notebooks)
+
+
+def _build_version(spark: SparkSession, config: JobConfig, plan: Plan, store: Store,
+                   shard_writer: Callable[[ShardSpec], ShardWriter], started: float, version_id: str) -> dict:
+    summary, splits, manifest = _write(config, plan, store, shard_writer, started)
+    summary.update(version=version_id, layout=config.output.layout,
+                   wall_seconds=round(time.monotonic() - started, 1))
+    _publish(spark, config, store, summary, splits, manifest, started)
+    return summary
 
 
 def _validate(plan: Plan, config: JobConfig, store: Store, started: float) -> tuple[int, int, int, dict]:
@@ -141,10 +181,10 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
 def _publish(spark: SparkSession, config: JobConfig, store: Store, summary: dict, splits: list[str],
              manifest: list[dict], started: float) -> None:
     """The driver-side files: stats.json, shards.json, dataset.yaml and the report (local --out)."""
-    store.put(L.STATS_JSON, output_dir.json_bytes(summary))
-    store.put(L.SHARDS_JSON, output_dir.json_bytes(manifest))
+    store.put(L.STATS_JSON, json_bytes(summary))
+    store.put(L.SHARDS_JSON, json_bytes(manifest))
     store.put(L.DATASET_YAML, L.dataset_yaml(store.root if store.local else store.display(),
-                                             config.classes.names, splits))
+                                             config.classes.names, splits, summary["version"]))
     if not config.report.enabled:
         return
     if not store.local:
@@ -164,8 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
         check_run(config, args.out, args.frames)  # before Spark starts: a config mistake costs seconds
         inputs = JobInputs(tuple(args.annotations), tuple(args.frames), args.images)
-        spark = start_spark("yololake-build-dataset", args.master, config.spark)
-        print(format_summary(run(spark, config, inputs, args.out, args.overwrite)))
+        fingerprint = compute(config, inputs)
+        current = None if args.force else current_if_same(config, args.out, fingerprint)
+        if not current:  # an unchanged rerun touches nothing and starts no Spark
+            VersionedOutput(Store(args.out, config.storage)).check()  # a foreign --out: refused before Spark
+            spark = start_spark("yololake-build-dataset", args.master, config.spark)
+            current = run(spark, config, inputs, args.out, args.force, fingerprint=fingerprint)
+        print(format_summary(current))
         return 0
 
     return run_command("build_dataset", body)

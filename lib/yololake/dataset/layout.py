@@ -1,10 +1,14 @@
 """The on-disk dataset format: every name, path and recipe that build writes and report and train read.
 
-    OUT/dataset.yaml  train.txt val.txt [test.txt]  stats.json  shards.json  _yololake_run.json  _SUCCESS
-    OUT/labels/<split>/<shard>/<key>.txt      (layout shard_archive: OUT/labels/<split>/<shard>.tar)
-    OUT/images/<split>/<shard>/<key>.<ext>
-    OUT/index/<split>/<shard>.parquet         INDEX_COLUMNS, one row per written frame
-    OUT/quarantine/part-*.parquet
+    OUT/dataset.yaml                  the pointer: a copy of the current version's dataset.yaml
+    OUT/_yololake_output.json         marks OUT as a versioned yololake output
+    OUT/versions/<version id>/        one immutable build (V below), committed when its _SUCCESS exists
+
+    V/dataset.yaml  train.txt val.txt [test.txt]  stats.json  shards.json  _yololake_run.json  _SUCCESS
+    V/labels/<split>/<shard>/<key>.txt      (layout shard_archive: V/labels/<split>/<shard>.tar)
+    V/images/<split>/<shard>/<key>.<ext>
+    V/index/<split>/<shard>.parquet         INDEX_COLUMNS, one row per written frame
+    V/quarantine/part-*.parquet
 
 Nothing else declares these; a change to the format is a change here.
 """
@@ -28,6 +32,16 @@ ABORTED = "_ABORTED"
 """Written by the first shard that fails for good; the other shards skip their work."""
 LISTS = "_lists"
 """Per-shard list parts, concatenated into <split>.txt at commit and then removed."""
+HEARTBEAT = "_heartbeat"
+"""Rewritten by a live build every few seconds: a version folder without _SUCCESS whose heartbeat stopped
+is a leftover of a killed run."""
+FAILED = "_FAILED"
+"""Written by a build that stopped on an error (its reason inside): the folder is kept for inspection
+(its quarantine/ says why) and removed by the next build."""
+OUTPUT_MARKER = "_yololake_output.json"
+VERSIONS = "versions"
+VERSION_KEY = "yololake_version"
+"""The key in dataset.yaml naming the version (YOLOv5 and ultralytics ignore keys they do not know)."""
 SHARDS_JSON = "shards.json"
 STATS_JSON = "stats.json"
 DATASET_YAML = "dataset.yaml"
@@ -88,12 +102,27 @@ def shard_sha256(labels: Iterable[tuple[str, bytes]]) -> str:
     return digest.hexdigest()
 
 
-def dataset_yaml(root: str, names: Sequence[str], splits: Iterable[str]) -> bytes:
+def version_folder(version_id: str) -> str:
+    return f"{VERSIONS}/{version_id}"
+
+
+def dataset_yaml(root: str, names: Sequence[str], splits: Iterable[str], version_id: str = "") -> bytes:
     """The YOLO data file: absolute `path:` (YOLOv5 resolves a relative one against its install dir),
-    one list file per split, `nc` and `names`."""
+    one list file per split, `nc` and `names`, and the version it belongs to."""
     names = list(names)
     doc = {"path": root, **{split: list_file(split) for split in splits}, "nc": len(names), "names": names}
+    if version_id:
+        doc[VERSION_KEY] = version_id
     return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True).encode("utf-8")
+
+
+def read_version(data: bytes | str) -> str:
+    """The version a dataset.yaml names ('' for a file written by something else)."""
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError:
+        return ""
+    return str(doc.get(VERSION_KEY) or "") if isinstance(doc, dict) else ""
 
 
 def read_names(data: bytes | str) -> list[str]:

@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from yololake.cli import run_command
 from yololake.dataset import layout as L
+from yololake.dataset.versions import current_folder
 from yololake.errors import DatasetError, UsageError
 from yololake.report import draw as D
 from yololake.report.html import render_index
@@ -155,7 +156,7 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
     The folder is built aside and renamed into place, so a failed report never leaves half a report.
     """
     started = time.monotonic()
-    root = os.path.abspath(out_root)
+    root = current_folder(os.path.abspath(out_root))
     if not os.path.isdir(os.path.join(root, L.INDEX)):
         raise DatasetError(f"{root} has no index/ folder, so it is not a dataset written by yololake "
                           "build-dataset; pass the job's --out folder")
@@ -218,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body() -> int:
         if args.preview_frames < 0:
             raise UsageError(f"--preview-frames {args.preview_frames} must be 0 or more")
-        if not os.path.isdir(os.path.join(args.out, L.INDEX)):  # before Spark starts
+        if not os.path.isdir(os.path.join(current_folder(args.out), L.INDEX)):  # before Spark starts
             raise DatasetError(f"{args.out} has no index/ folder, so it is not a dataset written by yololake "
                                "build-dataset; pass the job's --out folder")
         # Under spark-submit the launcher provides the gateway and the master; in-process, default to all cores.

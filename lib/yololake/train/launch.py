@@ -56,6 +56,8 @@ def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> s
         "command": shlex.join(cmd),
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in o.__dict__.items()},
         "dataset": {"url": prepared.source.url, "version": prepared.source.version,
+                    "version_id": prepared.source.version_id,
+                    "input_fingerprint": prepared.source.success.get("fingerprint"),
                     "run_id": prepared.source.success.get("run_id"), "frames": prepared.source.success.get("frames"),
                     "boxes": prepared.source.success.get("boxes"), "local_root": prepared.root,
                     "staged": prepared.staged, "fingerprint": prepared.fingerprint, "yaml": prepared.yaml_path},

@@ -60,7 +60,7 @@ def run(o: TrainOptions) -> int:
     prepared = prepare.prepare(source, stage_root, o.stage, o.stage_workers, progress=sys.stderr.isatty(),
                                min_free_bytes=int(o.min_free_gb * 1e9))
     where = "staged to" if prepared.staged else "used in place from"
-    _say(f"dataset {source.url} version {source.version[:12]} {where} {prepared.root}")
+    _say(f"dataset {source.url} version {source.version_id or source.version[:12]} {where} {prepared.root}")
     for split, cache in prepared.caches.items():
         _, nm, ne, nc, n = cache["results"]
         state = "written" if cache["written"] else "up to date"

@@ -23,6 +23,7 @@ import fsspec
 import yaml
 
 from yololake.dataset import layout as L
+from yololake.dataset.versions import VERSION_ID
 from yololake.errors import DatasetError
 from yololake.storage import atomic_file, atomic_write
 from yololake.train.manifest import safe_target, unpack_archives, verify
@@ -42,6 +43,10 @@ class Source:
     names: list
     version: str
     """sha256 of `_SUCCESS` + `shards.json`: changes whenever the dataset is rebuilt."""
+    version_id: str = ""
+    """The build's version id (OUT/versions/<id>), when --data is a versioned output or names one."""
+    name: str = ""
+    """The dataset's name: OUT's folder name."""
 
     @property
     def is_local(self) -> bool:
@@ -49,7 +54,7 @@ class Source:
 
     @property
     def folder_name(self) -> str:
-        base = posixpath.basename(self.path.rstrip("/")) or "dataset"
+        base = self.name or posixpath.basename(self.path.rstrip("/")) or "dataset"
         return f"{base}-{self.version[:12]}"
 
 
@@ -62,8 +67,28 @@ def _read(fs, path: str) -> bytes:
         return f.read()
 
 
+def _version_path(fs, path: str, url: str, pinned: str) -> tuple[str, str]:
+    """A versioned output -> (its current or `pinned` version folder, the version id); a plain dataset
+    folder (one version folder, or a dataset from before versions) -> (itself, '')."""
+    if pinned:
+        folder = f"{path}/{L.version_folder(pinned)}"
+        if not fs.isdir(folder):
+            raise DatasetError(f"--data {url}@{pinned}: no such version; `yololake versions {url}` lists them")
+        return folder, pinned
+    if not fs.exists(f"{path}/{L.OUTPUT_MARKER}"):
+        return path, ""
+    current = L.read_version(_read(fs, f"{path}/{L.DATASET_YAML}")) if fs.exists(f"{path}/{L.DATASET_YAML}") else ""
+    if not current:
+        raise DatasetError(f"--data {url}: no version has been committed yet (build-dataset failed or is still "
+                           "running); rerun build-dataset")
+    return f"{path}/{L.version_folder(current)}", current
+
+
 def resolve(url: str) -> Source:
-    """Open the dataset and read its manifests; refuse anything build-dataset did not commit."""
+    """Open the dataset (for a versioned output: its current version, read once, or the one `URL@<version>`
+    pins) and read its manifests; refuse anything build-dataset did not commit."""
+    base, sep, tail = url.rpartition("@")
+    url, pinned = (base, tail) if sep and VERSION_ID.match(tail) else (url, "")
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
@@ -72,6 +97,8 @@ def resolve(url: str) -> Source:
     fs.invalidate_cache(path)  # object-store listings are cached per process; a rebuild must be seen
     if not fs.isdir(path):
         raise DatasetError(f"--data {url}: no such dataset folder; pass the --out folder of build-dataset")
+    name = posixpath.basename(path) or "dataset"
+    path, version_id = _version_path(fs, path, url, pinned)
     try:
         success_bytes = _read(fs, f"{path}/{L.SUCCESS}")
     except FileNotFoundError:
@@ -86,7 +113,7 @@ def resolve(url: str) -> Source:
         raise DatasetError(f"--data {url}: committed but its shards.json/dataset.yaml cannot be read ({exc}); "
                            "rebuild the dataset") from None
     version = hashlib.sha256(success_bytes + b"\0" + shards_bytes).hexdigest()
-    return Source(url, fs, path, success, shards, names, version)
+    return Source(url, fs, path, success, shards, names, version, version_id, name)
 
 
 def default_stage_root(stage_dir: str) -> str:

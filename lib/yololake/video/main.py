@@ -19,7 +19,7 @@ from yololake.cli import add_job_flags, run_command
 from yololake.dataset.layout import QUARANTINE, STATS_JSON
 from yololake.logs import progress
 from yololake.spark_session import start_spark
-from yololake.storage import Store
+from yololake.storage import Store, json_bytes
 from yololake.tables import write_parquet_parts
 from yololake.video import tasks as T
 from yololake.video.config import ExtractConfig, load_extract_config
@@ -39,6 +39,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     rate.add_argument("--fps", type=float, help="sample this many frames per second (overrides the config)")
     rate.add_argument("--every-n", type=int, help="keep every N-th frame (overrides the config)")
     p.add_argument("--max-frames", type=int, help="most frames per video, evenly spaced (overrides the config)")
+    p.add_argument("--overwrite", action="store_true", help="replace a committed output at --out")
     add_job_flags(p, "image.quality=80")
     return p.parse_args(argv)
 
@@ -138,7 +139,7 @@ def run(spark: SparkSession, config: ExtractConfig, videos: str, out: str, overw
                "sampling": {"every_n": s.every_n, "fps": s.fps, "max_frames": s.max_frames,
                             "segment_seconds": config.segments.seconds},
                "wall_seconds": round(time.monotonic() - started, 1)}
-    store.put(STATS_JSON, output_dir.json_bytes(summary))
+    store.put(STATS_JSON, json_bytes(summary))
     output_dir.commit(store, {"run_id": run_id, "frames": summary["frames_written"],
                               "videos": summary["videos_with_frames"]})
     for df in (checked, plan, extracted):
