@@ -98,6 +98,17 @@ def atomic_write(path: str, data: bytes | str) -> None:
         f.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+def precondition_failed(exc: BaseException) -> bool:
+    """An object store refused a conditional write (HTTP 412): s3fs words it in several ways."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = str(seen)
+        if "PreconditionFailed" in text or "412" in text or "pre-condition" in text.lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def describe_error(exc: BaseException) -> str:
     """A one-line reason for a storage exception (botocore messages carry codes, not secrets)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -181,7 +192,7 @@ class Store:
         except FileExistsError:
             return False
         except OSError as exc:
-            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+            if precondition_failed(exc):
                 return False
             raise StorageError(f"cannot write {self.display(rel)}: {describe_error(exc)}") from None
 

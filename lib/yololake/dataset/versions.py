@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from yololake.config import StorageConfig
 from yololake.dataset import layout as L
 from yololake.errors import OutputExistsError, StorageError
-from yololake.storage import Store, json_bytes
+from yololake.storage import Store, json_bytes, precondition_failed
 
 log = logging.getLogger("yololake.versions")
 VERSION_ID = re.compile(r"^v\d{8}T\d{6}Z-[0-9a-f]{8}$")
@@ -111,7 +111,7 @@ class VersionedOutput:
                 return
             except OSError as exc:
                 text = str(exc)
-                if "PreconditionFailed" in text or "412" in text:
+                if precondition_failed(exc):
                     log.info("the pointer moved while this run committed; comparing again")
                     continue
                 if "NotImplemented" in text or "501" in text:
