@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 from yololake.dataset import layout as L
+from yololake.dataset.versions import current_folder
 from yololake.errors import OutputExistsError
 from yololake.samples.videos import car_box, read_counter, write_bad_files, write_truncated_faststart, write_video
 from yololake.video import sampling as S
@@ -157,6 +158,7 @@ def test_manifest_feeds_the_build_dataset_job(spark, fps_run, tmp_path):
     config = load_config(ROOT / "conf" / "demo_video.yaml")
     dataset = tmp_path / "dataset"
     summary = build(spark, config, JobInputs((str(boxes),), (str(out / "manifest"),)), str(dataset))
+    dataset = Path(current_folder(str(dataset)))
     assert summary["rows_in"] == n == 11 and summary["boxes_written"] == n and summary["quarantined"] == 0
     assert (dataset / L.SUCCESS).exists()
     labels = sorted(dataset.glob("labels/*/*/*.txt"))

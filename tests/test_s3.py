@@ -209,3 +209,21 @@ def test_secrets_never_appear_in_logs_or_outputs(sample_lake, s3_bucket, tmp_pat
         for text in (done.stdout, done.stderr, failing.stdout, failing.stderr):
             assert secret not in text
         assert secret.encode() not in outputs
+
+
+def test_the_report_is_rendered_into_an_s3_version(spark, sample_lake, s3_bucket):
+    endpoint, bucket = s3_bucket
+    lake, planted = sample_lake
+    config = _config(endpoint)
+    config = dataclasses.replace(config, report=dataclasses.replace(config.report, enabled=True, preview_frames=4))
+    summary = run(spark, config, _inputs(lake), f"s3://{bucket}/reported")
+    fs = _fs(endpoint)
+    report = f"{s3_version(fs, f'{bucket}/reported')}/report"
+    names = sorted(p.rsplit("/", 1)[-1] for p in fs.find(report))
+    assert names == sorted(["class_histogram.png", "label_heatmaps.png", "boxes_per_frame.png",
+                            "quarantine_reasons.png", "index.html", *[f"preview_{s}.png" for s in summary["by_split"]]])
+    assert all(fs.size(f"{report}/{name}") > 1000 for name in names)
+    html = fs.cat_file(f"{report}/index.html").decode()
+    assert f"<td>boxes_written</td><td>{summary['boxes_written']}</td>" in html
+    for reason, count in planted["quarantined_by_reason"].items():
+        assert f"<td>{reason}</td><td>{count}</td>" in html

@@ -19,6 +19,7 @@ from PIL import Image
 from yololake.build.config import load_config
 from yololake.build.main import run
 from yololake.build.plan import JobInputs, annotation_paths
+from yololake.dataset.versions import current_folder
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "udacity.yaml"
 W, H = 480, 300
@@ -117,7 +118,7 @@ def udacity_run(spark, tmp_path_factory):
     data = make_udacity(os.path.join(root, "kaggle"))
     out = os.path.join(root, "dataset")
     summary = run(spark, load_config(CONFIG), JobInputs(annotations=(data["labels"],), images=data["images"]), out)
-    return data, out, summary
+    return data, current_folder(out), summary
 
 
 def test_a_folder_stands_for_the_split_files_only(tmp_path):
@@ -176,7 +177,8 @@ def test_labels_equal_the_seed_conversion(udacity_run):
     with open(os.path.join(out, "dataset.yaml"), encoding="utf-8") as f:
         dataset = yaml.safe_load(f)
     assert dataset == {"path": out, "train": "train.txt", "val": "val.txt", "nc": 5,
-                       "names": ["car", "truck", "pedestrian", "bicyclist", "light"]}
+                       "names": ["car", "truck", "pedestrian", "bicyclist", "light"],
+                       "yololake_version": summary["version"]}
     assert os.path.exists(os.path.join(out, "_SUCCESS"))
 
 
@@ -190,5 +192,5 @@ def test_unsafe_frame_id_is_quarantined(udacity_run, spark):
     assert rows[0]["source_file"].endswith("/labels_train.csv")
     assert json.loads(rows[0]["source_row"])["frame"] == UNSAFE_FRAME
     # Nothing named after it was written anywhere, inside the dataset or above it.
-    root = Path(out).parent
+    root = Path(out).parents[2]  # <root>/dataset/versions/<id>
     assert not [p for p in root.rglob("x.*")]

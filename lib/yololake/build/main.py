@@ -86,24 +86,25 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, for
                                         "out": store.display(), "fingerprint": fingerprint,
                                         "started_at": time.time(), **writer_info()})
         with failure_marked(store), heartbeat(store, max(1.0, config.output.stale_after_seconds / 10)):
-            summary = _build_version(spark, config, plan, store, shard_writer, started, version_id)
+            summary = _build_version(config, plan, store, shard_writer, started, run_id, version_id)
             output_dir.commit(store, {"run_id": run_id, "version": version_id, "fingerprint": fingerprint,
                                       "frames": summary["frames_written"], "boxes": summary["boxes_written"],
                                       "committed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         output.point_to(version_id, store.read(L.DATASET_YAML))
         progress(log, f"commit: version {version_id}", started)
-        summary.update(run_id=run_id, pointer=output.store.display(L.DATASET_YAML))
+        summary["pointer"] = output.store.display(L.DATASET_YAML)
         return summary
     finally:
         plan.release()  # a failed run too: the session may live on (tests, notebooks)
 
 
-def _build_version(spark: SparkSession, config: JobConfig, plan: Plan, store: Store,
-                   shard_writer: Callable[[ShardSpec], ShardWriter], started: float, version_id: str) -> dict:
+def _build_version(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[ShardSpec], ShardWriter],
+                   started: float, run_id: str, version_id: str) -> dict:
+    """Everything of one version but its commit: quarantine, shards, lists, stats, manifests, report."""
     summary, splits, manifest = _write(config, plan, store, shard_writer, started)
-    summary.update(version=version_id, layout=config.output.layout,
+    summary.update(run_id=run_id, version=version_id, layout=config.output.layout,
                    wall_seconds=round(time.monotonic() - started, 1))
-    _publish(spark, config, store, summary, splits, manifest, started)
+    _publish(plan, config, store, summary, splits, manifest, started)
     return summary
 
 
@@ -178,7 +179,7 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
     return summary, splits, [{k: v for k, v in s.asDict().items() if k != "error"} for s in shards]
 
 
-def _publish(spark: SparkSession, config: JobConfig, store: Store, summary: dict, splits: list[str],
+def _publish(plan: Plan, config: JobConfig, store: Store, summary: dict, splits: list[str],
              manifest: list[dict], started: float) -> None:
     """The driver-side files: stats.json, shards.json, dataset.yaml and the report (local --out)."""
     store.put(L.STATS_JSON, json_bytes(summary))
@@ -187,13 +188,11 @@ def _publish(spark: SparkSession, config: JobConfig, store: Store, summary: dict
                                              config.classes.names, splits, summary["version"]))
     if not config.report.enabled:
         return
-    if not store.local:
-        log.info("report skipped for an object-store --out; run `yololake report` on a local copy")
-        return
-    from yololake.report.main import write_report  # matplotlib is only loaded when a report is wanted
+    from yololake.report.job import write_job_report  # matplotlib is only loaded when a report is wanted
 
-    write_report(spark, store.root, preview_frames=config.report.preview_frames, seed=config.split.seed,
-                 names=config.classes.names, stats=summary)
+    frames = plan.frames_to_write().select("split", "key", F.col("image_uri").alias("source_image"), "width",
+                                           "height", "box_count", F.col("labels").alias("text"))
+    write_job_report(frames, store, config.classes.names, summary, config.report.preview_frames, config.split.seed)
     progress(log, "report", started)
 
 

@@ -5,6 +5,7 @@ the dataset. `draw_boxes` is a pure function so its pixels can be checked direct
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -62,19 +63,42 @@ def draw_boxes(image: np.ndarray, boxes: Sequence[Box], names: Sequence[str] | N
     return np.asarray(canvas)
 
 
+def parse_label_text(text: str) -> list[Box]:
+    """The boxes of a YOLO label file's text (lines that are not five fields are skipped)."""
+    boxes = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 5:
+            boxes.append((int(parts[0]), *map(float, parts[1:])))
+    return boxes
+
+
 def load_frame_image(candidates: Sequence[str], width: int, height: int, max_width: int) -> np.ndarray:
     """The first readable local image of `candidates`, or a grey width x height canvas when there is none
     (images.mode none); scaled down to at most `max_width` pixels wide."""
-    image = None
     for path in candidates:
         local = local_path(path) if path else None
         if local and os.path.isfile(local):
             try:
-                with Image.open(local) as img:
-                    image = img.convert("RGB")
-                break
+                with open(local, "rb") as f:
+                    return decode_frame_image(f.read(), width, height, max_width, strict=True)
             except OSError:
                 continue
+    return decode_frame_image(None, width, height, max_width)
+
+
+def decode_frame_image(data: bytes | None, width: int, height: int, max_width: int,
+                       strict: bool = False) -> np.ndarray:
+    """An image's bytes decoded to RGB (a grey width x height canvas when there are none, or, unless
+    `strict`, when they do not decode), scaled down to at most `max_width` pixels wide."""
+    image = None
+    if data is not None:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                image = img.convert("RGB")
+        except OSError:
+            if strict:
+                raise
     if image is None:
         image = Image.new("RGB", (width, height), (128, 128, 128))
     scale = min(1.0, max_width / image.width)

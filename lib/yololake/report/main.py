@@ -63,9 +63,15 @@ def _read_shard_labels(root: str) -> callable:
 
 
 def label_boxes(index: DataFrame, root: str) -> DataFrame:
-    """One row per label line: split, key, cls, cx, cy, w, h (parsed with Spark expressions)."""
+    """One row per label line of the dataset at `root`: split, key, cls, cx, cy, w, h."""
     texts = index.select("split", "shard", "key").groupBy("split", "shard").applyInPandas(
         _read_shard_labels(root), _TEXT_SCHEMA)
+    return text_boxes(texts)
+
+
+def text_boxes(texts: DataFrame) -> DataFrame:
+    """split, key, text (a label file's content) -> one row per line: split, key, cls, cx, cy, w, h
+    (parsed with Spark expressions)."""
     lines = texts.select("split", "key", F.explode(F.split("text", "\n")).alias("line")).where(F.col("line") != "")
     parts = F.split("line", " ")
     boxes = lines.select("split", "key", parts[0].try_cast("int").alias("cls"),
@@ -91,9 +97,19 @@ def histogram_2d(boxes: DataFrame, x: str, y: str) -> np.ndarray:
 
 
 def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
-    """All the report's numbers: small dicts and arrays, computed by Spark."""
+    """All the report's numbers for the dataset at `root`: small dicts and arrays, computed by Spark."""
     index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
-    boxes = label_boxes(index, root).persist()
+    reasons = {}
+    if os.path.isdir(os.path.join(root, L.QUARANTINE)):
+        quarantine = read_parquet_folder(spark, os.path.join(root, L.QUARANTINE))
+        reasons = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
+    return aggregate_tables(label_boxes(index, root), index, reasons, names)
+
+
+def aggregate_tables(boxes: DataFrame, frames: DataFrame, reasons: dict, names: Sequence[str]) -> dict:
+    """The report's numbers from one row per box (split, cls, cx, cy, w, h) and one per written frame
+    (split, box_count), plus the quarantine's counts by reason."""
+    boxes = boxes.persist()
     try:
         classes: dict = {}
         for r in boxes.groupBy("split", "cls").count().collect():
@@ -103,12 +119,8 @@ def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
     finally:
         boxes.unpersist()
     per_frame: dict = {}
-    for r in index.groupBy("split", F.least("box_count", F.lit(BOX_CAP)).alias("n")).count().collect():
+    for r in frames.groupBy("split", F.least("box_count", F.lit(BOX_CAP)).alias("n")).count().collect():
         per_frame.setdefault(r["split"], {})[int(r["n"])] = r["count"]
-    reasons = {}
-    if os.path.isdir(os.path.join(root, L.QUARANTINE)):
-        quarantine = read_parquet_folder(spark, os.path.join(root, L.QUARANTINE))
-        reasons = {r["reason"]: r["count"] for r in quarantine.groupBy("reason").count().collect()}
     order = {s: i for i, s in enumerate(L.SPLITS)}
     return {"classes": dict(sorted(classes.items(), key=lambda kv: order.get(kv[0], 9))),
             "centres": centres, "sizes": sizes,
@@ -116,12 +128,13 @@ def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
             "reasons": dict(sorted(reasons.items()))}
 
 
-def sample_frames(index: DataFrame, split: str, n: int, seed: int) -> list[dict]:
+def sample_frames(index: DataFrame, split: str, n: int, seed: int,
+                  columns: Sequence[str] = ("key", "split", "shard", "ext", "source_image", "width", "height")
+                  ) -> list[dict]:
     """`n` frames of `split` chosen by a seeded hash of the key: stable across runs, spread over all shards.
     orderBy + limit runs as a per-partition top-n, so only n rows per partition move."""
     rank = F.xxhash64(F.lit(f"report:{seed}"), F.col("key"))
-    rows = (index.where(F.col("split") == split).orderBy(rank, "key").limit(n)
-            .select("key", "split", "shard", "ext", "source_image", "width", "height").collect())
+    rows = index.where(F.col("split") == split).orderBy(rank, "key").limit(n).select(*columns).collect()
     return [r.asDict() for r in rows]
 
 
@@ -140,19 +153,15 @@ def read_label_file(root: str, frame: dict) -> list[D.Box]:
             text = f.read()
     else:
         text = _read_shard_labels(root)(pd.DataFrame([frame]))["text"].iloc[0] if os.path.isfile(archive) else ""
-    boxes = []
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 5:
-            boxes.append((int(parts[0]), *map(float, parts[1:])))
-    return boxes
+    return D.parse_label_text(text)
 
 
 def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, seed: int = 0,
                  names: Sequence[str] | None = None, stats: dict | None = None) -> str:
-    """Render OUT/report/ (charts, preview mosaics, index.html) for the dataset at local folder `out_root`.
+    """Render OUT/report/ (charts, preview mosaics, index.html) for the dataset at local folder `out_root`
+    (a versioned output: its current version).
 
-    `names` and `stats` default to OUT/dataset.yaml's names and OUT/stats.json. Returns the report folder.
+    `names` and `stats` default to the dataset's dataset.yaml names and stats.json. Returns the report folder.
     The folder is built aside and renamed into place, so a failed report never leaves half a report.
     """
     started = time.monotonic()
@@ -167,17 +176,20 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
             stats = json.load(f)
     numbers = aggregate(spark, root, names)
     log.info("report: aggregates done after %.1fs", time.monotonic() - started)
-
+    index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
+    previews = {split: [(_frame_image(root, frame), read_label_file(root, frame), frame["key"])
+                        for frame in sample_frames(index, split, preview_frames, seed)]
+                for split in numbers["per_frame"]}
     target = os.path.join(root, L.REPORT)
     with atomic_folder(target) as tmp:
-        _render(spark, root, tmp, numbers, names, stats, preview_frames, seed)
+        render(tmp, numbers, names, stats, previews, root)
     log.info("report: %s written after %.1fs", target, time.monotonic() - started)
     return target
 
 
-def _render(spark: SparkSession, root: str, folder: str, numbers: dict, names: Sequence[str], stats: dict | None,
-            preview_frames: int, seed: int) -> None:
-    """The charts, the preview mosaics and index.html, into `folder`."""
+def render(folder: str, numbers: dict, names: Sequence[str], stats: dict | None, previews: dict, where: str) -> None:
+    """The charts, the preview mosaics (`previews`: split -> [(image, boxes, key)]) and index.html, into
+    `folder`; `where` names the dataset on the page."""
     images = {
         "class histogram": D.plot_class_histogram(numbers["classes"], names, f"{folder}/class_histogram.png"),
         "box centres and sizes": D.plot_label_heatmaps(numbers["centres"], numbers["sizes"],
@@ -185,18 +197,14 @@ def _render(spark: SparkSession, root: str, folder: str, numbers: dict, names: S
         "boxes per frame": D.plot_boxes_per_frame(numbers["per_frame"], BOX_CAP, f"{folder}/boxes_per_frame.png"),
         "quarantine by reason": D.plot_quarantine(numbers["reasons"], f"{folder}/quarantine_reasons.png"),
     }
-    index = read_parquet_folder(spark, os.path.join(root, L.INDEX))
-    for split in numbers["per_frame"]:
-        tiles = []
-        for frame in sample_frames(index, split, preview_frames, seed):
-            image = _frame_image(root, frame)
-            width = max(1, round(image.shape[1] / 160))
-            tiles.append((D.draw_boxes(image, read_label_file(root, frame), names, width), frame["key"]))
+    for split, frames in previews.items():
+        tiles = [(D.draw_boxes(image, boxes, names, max(1, round(image.shape[1] / 160))), key)
+                 for image, boxes, key in frames]
         images[f"preview: {split}"] = D.plot_mosaic(tiles, f"{split}: {len(tiles)} random frames",
                                                     f"{folder}/preview_{split}.png")
     images = {title: os.path.basename(path) for title, path in images.items()}
     with open(os.path.join(folder, "index.html"), "w", encoding="utf-8") as f:
-        f.write(render_index(root, stats or {}, numbers, images))
+        f.write(render_index(where, stats or {}, numbers, images))
 
 
 def _load_names(root: str) -> list[str]:
