@@ -49,7 +49,7 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
 @pytest.mark.parametrize("data, message", [
     (_with(colour="red"),
      "colour: unknown key; allowed here: classes, annotations, frames, images, image_size, split, background, "
-     "output, quarantine, storage, report, spark"),
+     "output, quarantine, storage, report, spark, spark_ui_bind"),
     (_with(output={"frames_per_shard": 0}), "output.frames_per_shard: must be at least 1, got 0"),
     (_with(output={"frames_per_shard": "many"}), "output.frames_per_shard: must be a whole number, got 'many'"),
     (_with(output={"frame_per_shard": 5}),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +21,17 @@ import yaml
 from yololake.errors import ConfigError
 
 T = typing.TypeVar("T")
+SparkUiBind = Literal["loopback", "all_interfaces"]
+"""Where a local-mode Spark UI listens: 127.0.0.1, or every interface (Spark's own default)."""
+_INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
+INTEGRAL_PATTERN = _INTEGRAL.pattern
+"""A whole number written with a fractional part of zeros ("2.0", as a pandas round trip writes it)."""
+
+
+def integral_text(value: str) -> str:
+    """ "2.0" -> "2" (a class id written as a float); any other text unchanged. `map_classes` does the same in
+    Spark, so a config key and a table value match whichever way either was written."""
+    return _INTEGRAL.sub(r"\1", value.strip())
 
 
 def fail(key: str, message: str) -> typing.NoReturn:
@@ -181,8 +193,19 @@ def apply_overrides(data: object, overrides: Sequence[str]) -> dict:
             else:
                 child = node[part] = dict(child)
             node = child
-        node[leaf] = yaml.safe_load(text) if text.strip() else ""
+        try:
+            node[leaf] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not plain YAML ({_yaml_problem(exc)}); "
+                              "write a plain value, quoted if it is text") from None
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: its problem and where (PyYAML's own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def load_typed(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
@@ -197,7 +220,9 @@ def load_typed(cls: type[T], path: str | Path | None, overrides: Sequence[str] =
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"config {path}: must be a mapping of keys, got {data!r}")
     data = apply_overrides(data, overrides)  # its errors name the --set item, not the file
     try:
         return parse_typed(cls, data)

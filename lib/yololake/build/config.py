@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from yololake.config import Section, Sections, StorageConfig, TableConfig, fail, load_typed, parse_typed
+from yololake.config import (
+    Section,
+    Sections,
+    SparkUiBind,
+    StorageConfig,
+    TableConfig,
+    fail,
+    integral_text,
+    load_typed,
+    parse_typed,
+)
 from yololake.dataset.layout import SPLITS
 from yololake.storage import is_local
 
@@ -25,10 +35,17 @@ class AnnotationsConfig(TableConfig):
     """xyxy_pixel (corners, pixels), xywh_pixel (top-left + size, pixels) or cxcywh_normalized (YOLO-style)."""
     box_columns: tuple[str, str, str, str] = ("xmin", "ymin", "xmax", "ymax")
     """The four coordinate columns, in the order the box format names them."""
+    box_margin: float = 1.0
+    """How far outside the image a corner may lie, in image sizes, for the box to be clipped; beyond it the
+    box is quarantined as box_outside_image (an absurd coordinate such as 1e30 is not a giant box)."""
+    on_unreadable_file: Literal["fail", "quarantine"] = "fail"
+    """A zero-byte or unreadable file: fail naming it, or leave it out and list it as unreadable_file."""
 
     def check(self, key: str) -> None:
         if len(self.box_columns) != 4 or len(set(self.box_columns)) != 4:
             fail(f"{key}.box_columns", f"needs 4 distinct column names, got {list(self.box_columns)}")
+        if not 0.0 <= self.box_margin <= 1e6:
+            fail(f"{key}.box_margin", f"must be between 0 and 1000000 image sizes, got {self.box_margin}")
 
 
 @dataclass(frozen=True)
@@ -88,16 +105,20 @@ class ClassesConfig(Section):
         dupes = sorted({n for n in self.names if self.names.count(n) > 1})
         if dupes:
             fail(f"{key}.names", f"names must be unique, repeated: {', '.join(dupes)}")
+        seen: dict[str, str] = {}
         for source, name in self.map.items():
             if name not in self.names:
                 fail(f"{key}.map.{source}", f"maps to {name!r}, which is not in {key}.names {list(self.names)}")
+            same = seen.setdefault(integral_text(source), source)
+            if same != source and self.map[same] != name:
+                fail(f"{key}.map.{source}", f"is the same class value as {same} (class values 1.0 and 1 match), "
+                                            f"but maps to {name!r}, not {self.map[same]!r}")
 
     def source_to_id(self) -> dict[str, int]:
-        """Source value (as text) -> YOLO class id."""
+        """Source value (as text; an integral number as a whole number: "1.0" as "1") -> YOLO class id."""
         ids = {name: i for i, name in enumerate(self.names)}
-        if not self.map:
-            return dict(ids)
-        return {source: ids[name] for source, name in self.map.items()}
+        pairs = self.map.items() if self.map else ((name, name) for name in self.names)
+        return {integral_text(source): ids[name] for source, name in pairs}
 
 
 @dataclass(frozen=True)
@@ -201,6 +222,8 @@ class JobConfig(Sections):
     report: ReportConfig = field(default_factory=ReportConfig)
     spark: dict[str, str] = field(default_factory=dict)
     """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
+    spark_ui_bind: SparkUiBind = "loopback"
+    """Local mode: the Spark UI listens on 127.0.0.1 (loopback) or every interface (all_interfaces)."""
 
 
 def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:

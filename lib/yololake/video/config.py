@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from yololake.config import Section, Sections, StorageConfig, fail, load_typed, parse_typed
+from yololake.config import Section, Sections, SparkUiBind, StorageConfig, fail, load_typed, parse_typed
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ class ExtractConfig(Sections):
     """Object-store settings for --videos and --out URLs (as in the build-dataset config)."""
     spark: dict[str, str] = field(default_factory=dict)
     """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
+    spark_ui_bind: SparkUiBind = "loopback"
+    """Local mode: the Spark UI listens on 127.0.0.1 (loopback) or every interface (all_interfaces)."""
 
 
 def parse_extract_config(data: object) -> ExtractConfig:
