@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -90,7 +92,7 @@ class HadoopFiles:
         try:
             self.jvm.org.apache.parquet.hadoop.ParquetFileReader.open(hadoop_file).close()
         except Exception as exc:  # noqa: BLE001 - any failure to open the footer makes the file unreadable
-            return java_message(exc).replace(f"{self._path(uri).toString()} ", "")
+            return re.sub(r"^\S+ is not", "is not", java_message(exc))
         return None
 
     def first_line(self, uri: str) -> str | None:
@@ -115,14 +117,16 @@ def csv_columns(uri: str, line: str | None, header: bool) -> tuple[str, ...]:
     """A CSV file's column names as Spark names them: its header's fields (BOM stripped, a blank name becomes
     `_c<i>`), or `_c0`.. `_c<n-1>` for the fields of its first line when the files have no header."""
     if line is None:
-        raise InputError(f"CSV file {uri} has no {'header' if header else 'rows'}: it holds only blank lines")
+        raise InputError(f"CSV file {display_path(uri)} has no {'header' if header else 'rows'}: "
+                         "it holds only blank lines")
     fields = next(csv.reader([line.lstrip("\ufeff")]))
     if not header:
         return tuple(f"_c{i}" for i in range(len(fields)))
     names = tuple(name if name else f"_c{i}" for i, name in enumerate(fields))
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise InputError(f"CSV file {uri} repeats column {repeated[0]!r} in its header; column names must be unique")
+        raise InputError(f"CSV file {display_path(uri)} repeats column {repeated[0]!r} in its header; "
+                         "column names must be unique")
     return names
 
 
@@ -130,24 +134,43 @@ def check_columns(uri: str, columns: Sequence[str], required: Sequence[str]) -> 
     """Fail naming the file and the column when a file lacks a configured column."""
     missing = [c for c in required if c not in columns]
     if missing:
-        raise InputError(f"CSV file {uri} has no column {missing[0]!r} in its header ({', '.join(columns)}); "
+        raise InputError(f"CSV file {display_path(uri)} has no column {missing[0]!r} in its header "
+                         f"({', '.join(columns)}); "
                          "every file must name the configured columns: fix the file or the config")
 
 
 _READ_FILE = re.compile(r"while reading file (\S+?)\.?(?:\s|$)")
 
 
-def unreadable_error(what: str, path: str, problem: str) -> InputError:
+def display_path(uri: str) -> str:
+    """A file as the user knows it: a local file URI as its path (file:///a%20b -> /a b), other URLs as they are."""
+    return unquote(re.sub(r"^file:/*", "/", uri)) if uri.startswith("file:") else uri
+
+
+def _bare(path: str) -> str:
+    """A path or URL without its scheme, local paths absolute: s3://b/k and s3a://b/k compare equal."""
+    if path.startswith("file:") or "://" not in path:
+        return os.path.abspath(display_path(path))
+    return path.split("://", 1)[1]
+
+
+def unreadable_error(what: str, uri: str, problem: str) -> InputError:
     hint = ", or set annotations.on_unreadable_file: quarantine" if what == "annotations" else ""
-    return InputError(f"cannot read {what} file {path}: {problem}. Fix or remove the file{hint}")
+    return InputError(f"cannot read {what} file {display_path(uri)}: {problem}. Fix or remove the file{hint}")
 
 
-def read_error(exc: BaseException, what: str) -> InputError | None:
-    """A Spark read failure as one line naming the file (or the path), else None (not a read failure)."""
+def read_error(exc: BaseException, what: str, sources: Mapping[str, Sequence[str]] | None = None) -> InputError | None:
+    """A Spark read failure as one line naming the file (or the path), else None (not a read failure).
+
+    `sources` (kind -> the paths given for it) names the kind of a failing file found under one of them."""
     text = str(exc)
     match = _READ_FILE.search(text)
     if match:
-        return unreadable_error(what, match.group(1), java_message(exc).replace(f"{match.group(1)} ", ""))
+        bare = _bare(match.group(1))
+        what = next((kind for kind, paths in (sources or {}).items()
+                     if any(bare.startswith(_bare(p)) for p in paths)), what)
+        cause = re.sub(r"(?:file:/*)?/?" + re.escape(bare.lstrip("/")) + r"\s*", "", java_message(exc))
+        return unreadable_error(what, match.group(1), cause)
     for code in ("PATH_NOT_FOUND", "UNABLE_TO_INFER_SCHEMA"):
         if f"[{code}]" in text:
             return InputError(f"cannot read {what}: {java_message(exc)}")
@@ -155,12 +178,12 @@ def read_error(exc: BaseException, what: str) -> InputError | None:
 
 
 @contextlib.contextmanager
-def read_errors(what: str) -> Iterator[None]:
-    """Turn a Spark failure to read an input file into one InputError line naming the file."""
+def read_errors(what: str, sources: Mapping[str, Sequence[str]] | None = None) -> Iterator[None]:
+    """Turn a Spark failure to read an input file into one InputError line naming the file (see `read_error`)."""
     try:
         yield
     except (Py4JJavaError, PySparkException) as exc:
-        error = read_error(exc, what)
+        error = read_error(exc, what, sources)
         if error is None:
             raise
         raise error from None

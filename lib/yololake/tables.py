@@ -30,6 +30,7 @@ from yololake.input_files import (
     Unreadable,
     check_columns,
     csv_columns,
+    display_path,
     read_errors,
     unreadable_error,
 )
@@ -143,7 +144,7 @@ def _read_root(files: HadoopFiles, root: str, fmt: str, table: TableConfig, what
     good = [uri for uri in listed if uri not in skipped]
     if not good:
         raise InputError(f"{what} path {root}: none of its {len(listed)} file(s) can be read, "
-                         f"e.g. {bad[0].path}: {bad[0].problem}")
+                         f"e.g. {display_path(bad[0].path)}: {bad[0].problem}")
     groups = _csv_groups(files, good, table.csv_header, required) if fmt == "csv" else {(): good}
     if not bad and len(groups) == 1:  # read as given: Spark's own partition discovery and globs
         return _read_files(files.spark, fmt, table, [root], None, next(iter(groups))), bad

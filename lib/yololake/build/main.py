@@ -58,7 +58,7 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, ove
     try:
         run_id = uuid.uuid4().hex
         output_dir.claim(store, overwrite, {"run_id": run_id, "inputs": inputs.__dict__, "out": store.display()})
-        with read_errors("input"):  # the rows are read here, by the first Spark actions
+        with read_errors("input", {"annotations": plan.sources, "frames": inputs.frames}):  # Spark reads here
             summary, splits, manifest = _write(config, plan, store, shard_writer, started)
         summary.update(run_id=run_id, layout=config.output.layout, wall_seconds=round(time.monotonic() - started, 1))
         _publish(spark, config, store, summary, splits, manifest, started)
