@@ -4,8 +4,12 @@ truncated files, class ids written as floats, absurd boxes. Each case on a tiny 
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pyarrow as pa
@@ -58,9 +62,6 @@ def _csv_lake(root: Path, train: list[str] | None = None, val: list[str] | None 
 
 def _job(tmp_path: Path, annotations: Path, *overrides: str) -> tuple[int, list[str], Path]:
     """The build-dataset command as a user runs it; returns its exit code, its stderr lines and --out."""
-    import contextlib
-    import io
-
     out = tmp_path / "out"
     args = ["--config", str(CONFIG), "--annotations", str(annotations), "--out", str(out)]
     for item in (*TINY, *overrides):
@@ -211,3 +212,34 @@ def test_a_file_spark_cannot_infer_a_schema_from_and_an_empty_folder(spark, tmp_
     (tmp_path / "nothing").mkdir()
     with pytest.raises(InputError, match=rf"^annotations path {tmp_path}/nothing holds no files to read"):
         read_input_table(spark, [str(tmp_path / "nothing")], TableConfig(format="parquet"))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs mounted under tmp_path (needs root: skipped elsewhere); unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_during_the_report_exits_2_naming_the_report(messy_csv_run, small_disk, capsys):
+    from yololake.report.main import main as report_main
+
+    _, out = messy_csv_run
+    dataset = small_disk / "dataset"
+    shutil.copytree(out, dataset, symlinks=True)
+    with open(small_disk / "filler", "wb") as f:  # fill the disk to the last byte
+        with contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+    code = report_main([str(dataset)])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"report: error: cannot write the report {dataset}/report: OSError: [Errno 28] No space left on device; "
+        "nothing of it was kept. Free space or fix the folder's permissions, then run `yololake report`"]
+    assert not [p for p in os.listdir(dataset) if "report" in p]

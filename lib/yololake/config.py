@@ -48,17 +48,22 @@ def choices(cls: type, name: str) -> tuple[str, ...]:
     return typing.get_args(_hints(cls)[name])
 
 
+def _check_choices(obj: object, prefix: str) -> None:
+    """Every `Literal[...]` field of a dataclass holds one of its choices."""
+    for f in dataclasses.fields(obj):
+        if typing.get_origin(_hints(type(obj))[f.name]) is Literal:
+            allowed = choices(type(obj), f.name)
+            if getattr(obj, f.name) not in allowed:
+                fail(f"{prefix}{f.name}", f"{getattr(obj, f.name)!r} is not one of {', '.join(allowed)}")
+
+
 class Section:
     """A config section: checked when constructed. `SECTION` is its key in the YAML, used in messages."""
 
     SECTION: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if typing.get_origin(_hints(type(self))[f.name]) is Literal:
-                allowed = choices(type(self), f.name)
-                if getattr(self, f.name) not in allowed:
-                    fail(f"{self.SECTION}.{f.name}", f"{getattr(self, f.name)!r} is not one of {', '.join(allowed)}")
+        _check_choices(self, f"{self.SECTION}.")
         self.check(self.SECTION)
 
     def check(self, key: str) -> None:
@@ -69,6 +74,7 @@ class Sections:
     """A whole config; its sections checked themselves. `check` holds the rules across sections."""
 
     def __post_init__(self) -> None:
+        _check_choices(self, "")
         self.check()
 
     def check(self) -> None:
@@ -196,7 +202,7 @@ def apply_overrides(data: object, overrides: Sequence[str]) -> dict:
         try:
             node[leaf] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not plain YAML ({_yaml_problem(exc)}); "
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
                               "write a plain value, quoted if it is text") from None
     return data
 
