@@ -48,8 +48,8 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
 
 @pytest.mark.parametrize("data, message", [
     (_with(colour="red"),
-     "colour: unknown key; allowed here: classes, annotations, frames, images, image_size, split, background, "
-     "output, quarantine, storage, report, spark, spark_ui_bind"),
+     "colour: unknown key; allowed here: spark, spark_ui_bind, classes, annotations, frames, images, image_size, "
+     "split, background, output, quarantine, storage, report"),
     (_with(output={"frames_per_shard": 0}), "output.frames_per_shard: must be at least 1, got 0"),
     (_with(output={"frames_per_shard": "many"}), "output.frames_per_shard: must be a whole number, got 'many'"),
     (_with(output={"frame_per_shard": 5}),
@@ -75,7 +75,7 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
     (_with(classes={"names": ["car", "truck"], "map": {"1": "car", "1.0": "truck"}}),
      "classes.map.1.0: is the same class value as 1 (class values 1.0 and 1 match), but maps to 'truck', not 'car'"),
     (_with(annotations={"box_margin": -1}),
-     "annotations.box_margin: must be between 0 and 1000000 image sizes, got -1.0"),
+     "annotations.box_margin: must be between 0 and 1000 image sizes, got -1.0"),
     (_with(annotations={"on_unreadable_file": "skip"}),
      "annotations.on_unreadable_file: 'skip' is not one of fail, quarantine"),
     (_with(spark_ui_bind="0.0.0.0"), "spark_ui_bind: '0.0.0.0' is not one of loopback, all_interfaces"),

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 
@@ -38,6 +39,26 @@ def fail(key: str, message: str) -> typing.NoReturn:
     raise ConfigError(f"{key}: {message}")
 
 
+@dataclass(frozen=True)
+class Between:
+    """A number field's bounds, declared with its type: `Annotated[float, Between(0, 1)]`."""
+
+    low: float
+    high: float = math.inf
+    unit: str = ""
+
+    def problem(self, value: float) -> str | None:
+        if self.low <= value <= self.high:
+            return None
+        if self.high == math.inf:
+            return f"must be {self.low:g}{self.unit} or more, got {value}"
+        return f"must be between {self.low:g} and {self.high:g}{self.unit}, got {value}"
+
+
+Fraction = Annotated[float, Between(0, 1)]
+"""A share, from 0 to 1."""
+
+
 @functools.cache
 def _hints(cls: type) -> dict:
     return typing.get_type_hints(cls)
@@ -48,13 +69,21 @@ def choices(cls: type, name: str) -> tuple[str, ...]:
     return typing.get_args(_hints(cls)[name])
 
 
-def _check_choices(obj: object, prefix: str) -> None:
-    """Every `Literal[...]` field of a dataclass holds one of its choices."""
+@functools.cache
+def _bounds(cls: type) -> dict[str, Between]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {name: meta for name, hint in hints.items() if typing.get_origin(hint) is Annotated
+            for meta in hint.__metadata__ if isinstance(meta, Between)}
+
+
+def _check_fields(obj: object, prefix: str) -> None:
+    """Every `Literal[...]` field of a dataclass holds one of its choices, every `Between` field is in bounds."""
     for f in dataclasses.fields(obj):
-        if typing.get_origin(_hints(type(obj))[f.name]) is Literal:
-            allowed = choices(type(obj), f.name)
-            if getattr(obj, f.name) not in allowed:
-                fail(f"{prefix}{f.name}", f"{getattr(obj, f.name)!r} is not one of {', '.join(allowed)}")
+        value, bound = getattr(obj, f.name), _bounds(type(obj)).get(f.name)
+        if typing.get_origin(_hints(type(obj))[f.name]) is Literal and value not in choices(type(obj), f.name):
+            fail(f"{prefix}{f.name}", f"{value!r} is not one of {', '.join(choices(type(obj), f.name))}")
+        if bound is not None and bound.problem(value):
+            fail(f"{prefix}{f.name}", bound.problem(value))
 
 
 class Section:
@@ -63,7 +92,7 @@ class Section:
     SECTION: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        _check_choices(self, f"{self.SECTION}.")
+        _check_fields(self, f"{self.SECTION}.")
         self.check(self.SECTION)
 
     def check(self, key: str) -> None:
@@ -74,11 +103,21 @@ class Sections:
     """A whole config; its sections checked themselves. `check` holds the rules across sections."""
 
     def __post_init__(self) -> None:
-        _check_choices(self, "")
+        _check_fields(self, "")
         self.check()
 
     def check(self) -> None:
         """Rules across sections (none by default)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkSettings:
+    """A job config's keys for the Spark session the job creates (inherited by the job's `Sections`)."""
+
+    spark: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
+    spark_ui_bind: SparkUiBind = "loopback"
+    """Local mode: the Spark UI listens on 127.0.0.1 (loopback) or every interface (all_interfaces)."""
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from yololake.config import (
+    Between,
+    Fraction,
     Section,
     Sections,
-    SparkUiBind,
+    SparkSettings,
     StorageConfig,
     TableConfig,
     fail,
@@ -35,7 +37,7 @@ class AnnotationsConfig(TableConfig):
     """xyxy_pixel (corners, pixels), xywh_pixel (top-left + size, pixels) or cxcywh_normalized (YOLO-style)."""
     box_columns: tuple[str, str, str, str] = ("xmin", "ymin", "xmax", "ymax")
     """The four coordinate columns, in the order the box format names them."""
-    box_margin: float = 1.0
+    box_margin: Annotated[float, Between(0, 1000, " image sizes")] = 1.0
     """How far outside the image a corner may lie, in image sizes, for the box to be clipped; beyond it the
     box is quarantined as box_outside_image (an absurd coordinate such as 1e30 is not a giant box)."""
     on_unreadable_file: Literal["fail", "quarantine"] = "fail"
@@ -44,8 +46,6 @@ class AnnotationsConfig(TableConfig):
     def check(self, key: str) -> None:
         if len(self.box_columns) != 4 or len(set(self.box_columns)) != 4:
             fail(f"{key}.box_columns", f"needs 4 distinct column names, got {list(self.box_columns)}")
-        if not 0.0 <= self.box_margin <= 1e6:
-            fail(f"{key}.box_margin", f"must be between 0 and 1000000 image sizes, got {self.box_margin}")
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,7 @@ class BackgroundConfig(Section):
     SECTION: ClassVar[str] = "background"
     policy: Literal["keep", "drop", "sample"] = "keep"
     """keep: all, with an empty label file; drop: none; sample: a deterministic `fraction` of them."""
-    fraction: float = 0.1
-
-    def check(self, key: str) -> None:
-        if not 0.0 <= self.fraction <= 1.0:
-            fail(f"{key}.fraction", f"must be between 0 and 1, got {self.fraction}")
+    fraction: Fraction = 0.1
 
 
 @dataclass(frozen=True)
@@ -185,12 +181,8 @@ class OutputConfig(Section):
 @dataclass(frozen=True)
 class QuarantineConfig(Section):
     SECTION: ClassVar[str] = "quarantine"
-    max_fraction: float = 0.05
+    max_fraction: Fraction = 0.05
     """Fail, committing nothing, when more than this fraction of annotation rows is quarantined."""
-
-    def check(self, key: str) -> None:
-        if not 0.0 <= self.max_fraction <= 1.0:
-            fail(f"{key}.max_fraction", f"must be between 0 and 1, got {self.max_fraction}")
 
 
 @dataclass(frozen=True)
@@ -199,16 +191,12 @@ class ReportConfig(Section):
 
     SECTION: ClassVar[str] = "report"
     enabled: bool = True
-    preview_frames: int = 16
+    preview_frames: Annotated[int, Between(0)] = 16
     """Frames per split drawn with their boxes in the preview mosaics."""
-
-    def check(self, key: str) -> None:
-        if self.preview_frames < 0:
-            fail(f"{key}.preview_frames", f"must be 0 or more, got {self.preview_frames}")
 
 
 @dataclass(frozen=True)
-class JobConfig(Sections):
+class JobConfig(SparkSettings, Sections):
     classes: ClassesConfig
     annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -220,10 +208,6 @@ class JobConfig(Sections):
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-    spark: dict[str, str] = field(default_factory=dict)
-    """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
-    spark_ui_bind: SparkUiBind = "loopback"
-    """Local mode: the Spark UI listens on 127.0.0.1 (loopback) or every interface (all_interfaces)."""
 
 
 def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:
