@@ -243,3 +243,18 @@ def test_a_full_disk_during_the_report_exits_2_naming_the_report(messy_csv_run, 
         f"report: error: cannot write the report {dataset}/report: OSError: [Errno 28] No space left on device; "
         "nothing of it was kept. Free space or fix the folder's permissions, then run `yololake report`"]
     assert not [p for p in os.listdir(dataset) if "report" in p]
+
+
+def test_json_a_zero_byte_file_fails_and_a_line_that_is_not_json_is_malformed(spark, tmp_path):
+    folder = tmp_path / "json"
+    folder.mkdir()
+    (folder / "a.json").write_text('{"frame": "a.jpg", "class_id": 1}\n{"frame": "b.jpg", \n')
+    (folder / "b.json").write_bytes(b"")
+    with pytest.raises(InputError) as info:
+        read_input_table(spark, [str(folder)], TableConfig(format="json"))
+    assert str(info.value) == (f"cannot read annotations file {folder}/b.json: the file is empty (0 bytes). Fix or "
+                               "remove the file, or set annotations.on_unreadable_file: quarantine")
+    table = read_input_table(spark, [str(folder)], TableConfig(format="json"), on_unreadable="quarantine")
+    assert [os.path.basename(u.path) for u in table.unreadable] == ["b.json"]
+    rows = {r["frame"]: r["_corrupt_record"] for r in table.df.collect()}
+    assert rows == {"a.jpg": None, None: '{"frame": "b.jpg", '}
