@@ -258,3 +258,13 @@ def test_json_a_zero_byte_file_fails_and_a_line_that_is_not_json_is_malformed(sp
     assert [os.path.basename(u.path) for u in table.unreadable] == ["b.json"]
     rows = {r["frame"]: r["_corrupt_record"] for r in table.df.collect()}
     assert rows == {"a.jpg": None, None: '{"frame": "b.jpg", '}
+
+
+def test_files_of_one_folder_with_different_headers_are_each_read_by_name(spark, tmp_path):
+    # The same box, xmin=1 ymin=2 xmax=3 ymax=4, in each file's own column order.
+    for drive, header, row in (("a", SEED_HEADER, "a.jpg,1,3,2,4,1"), ("b", VAL_HEADER, "b.jpg,1,2,3,4,2")):
+        (tmp_path / f"drive={drive}").mkdir()
+        (tmp_path / f"drive={drive}" / "labels.csv").write_text(f"{header}\n{row}\n")
+    df = read_input_table(spark, [str(tmp_path)], TableConfig(format="csv"), required=["frame", "xmax"]).df
+    rows = {r["frame"]: (r["xmin"], r["ymin"], r["xmax"], r["ymax"], r["class_id"], r["drive"]) for r in df.collect()}
+    assert rows == {"a.jpg": ("1", "2", "3", "4", "1", "a"), "b.jpg": ("1", "2", "3", "4", "2", "b")}
