@@ -268,3 +268,13 @@ def test_files_of_one_folder_with_different_headers_are_each_read_by_name(spark,
     df = read_input_table(spark, [str(tmp_path)], TableConfig(format="csv"), required=["frame", "xmax"]).df
     rows = {r["frame"]: (r["xmin"], r["ymin"], r["xmax"], r["ymax"], r["class_id"], r["drive"]) for r in df.collect()}
     assert rows == {"a.jpg": ("1", "2", "3", "4", "1", "a"), "b.jpg": ("1", "2", "3", "4", "2", "b")}
+
+
+def test_a_zero_byte_file_is_found_whatever_its_name(spark, tmp_path):
+    folder = tmp_path / "d=a b"  # names that Spark lists URI-encoded: a space, a percent sign
+    folder.mkdir()
+    pq.write_table(pa.table({"x": [1]}), folder / "ok 100%.parquet")
+    (folder / "empty 0%41.parquet").write_bytes(b"")
+    with pytest.raises(InputError, match=rf"^cannot read annotations file {folder}/empty 0%41.parquet: the file is "
+                                         r"empty \(0 bytes\)"):
+        read_input_table(spark, [str(tmp_path)], TableConfig(format="parquet"))

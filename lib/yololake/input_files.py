@@ -26,6 +26,8 @@ CORRUPT_RECORD = "_corrupt_record"
 """Spark's column for a row it could not parse (the raw line), in CSV and JSON reads."""
 EMPTY_FILE = "the file is empty (0 bytes)"
 _HEADER_SEARCH_LINES = 100
+_FILE_STATUS = re.compile(r"path=(.*?); isDirectory=(true|false)(?:; length=(\d+))?")
+"""Hadoop's FileStatus.toString(): `...{path=file:/a/b; isDirectory=false; length=0; replication=...}`."""
 
 
 @dataclass(frozen=True)
@@ -72,17 +74,19 @@ class HadoopFiles:
             return False
 
     def empty(self, files: Iterable[str]) -> list[str]:
-        """The zero-byte files among `files`: one listing per folder, not one call per file."""
+        """The zero-byte files among `files` (URIs as Spark lists them): one listing call per folder, read back
+        as one string (Hadoop's FileStatus text), not a Java call per file."""
         by_folder: dict[str, dict[str, str]] = defaultdict(dict)
         for uri in files:
-            path = self._path(uri)
-            by_folder[path.getParent().toString()][path.getName()] = uri
+            folder, _, name = uri.rpartition("/")
+            by_folder[folder][unquote(name)] = uri
         found = []
         for folder, names in by_folder.items():
-            path = self._path(folder, encoded=False)
-            for status in path.getFileSystem(self.conf).listStatus(path):
-                name = status.getPath().getName()
-                if name in names and status.isFile() and status.getLen() == 0:
+            path = self._path(folder)
+            text = self.jvm.org.apache.commons.lang3.ArrayUtils.toString(path.getFileSystem(self.conf).listStatus(path))
+            for full, is_dir, length in _FILE_STATUS.findall(text):
+                name = full.rpartition("/")[2]
+                if name in names and is_dir == "false" and length == "0":
                     found.append(names[name])
         return sorted(found)
 
