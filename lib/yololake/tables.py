@@ -95,9 +95,10 @@ class InputTable:
     """Files left out (on_unreadable_file: quarantine): zero-byte, or a parquet footer that cannot be read."""
 
 
-def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a") -> DataFrame:
+def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a",
+               what: str = "annotations") -> DataFrame:
     """Read one logical table from files and/or folders; see `read_input_table`. Any unreadable file fails."""
-    return read_input_table(spark, paths, table, s3_scheme).df
+    return read_input_table(spark, paths, table, s3_scheme, what).df
 
 
 def read_input_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a",
