@@ -48,8 +48,8 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
 
 @pytest.mark.parametrize("data, message", [
     (_with(colour="red"),
-     "colour: unknown key; allowed here: classes, annotations, frames, images, image_size, split, background, "
-     "output, quarantine, storage, report, spark"),
+     "colour: unknown key; allowed here: spark, spark_ui_bind, classes, annotations, frames, images, image_size, "
+     "split, background, output, quarantine, storage, report"),
     (_with(output={"frames_per_shard": 0}), "output.frames_per_shard: must be at least 1, got 0"),
     (_with(output={"frames_per_shard": "many"}), "output.frames_per_shard: must be a whole number, got 'many'"),
     (_with(output={"frame_per_shard": 5}),
@@ -73,6 +73,13 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
     (_with(classes={"names": ["car"], "map": {"1": "bus"}}),
      "classes.map.1: maps to 'bus', which is not in classes.names ['car']"),
     (_with(classes={"names": ["car", "car"]}), "classes.names: names must be unique, repeated: car"),
+    (_with(classes={"names": ["car", "truck"], "map": {"1": "car", "1.0": "truck"}}),
+     "classes.map.1.0: is the same class value as 1 (class values 1.0 and 1 match), but maps to 'truck', not 'car'"),
+    (_with(annotations={"box_margin": -1}),
+     "annotations.box_margin: must be between 0 and 1000 image sizes, got -1.0"),
+    (_with(annotations={"on_unreadable_file": "skip"}),
+     "annotations.on_unreadable_file: 'skip' is not one of fail, quarantine"),
+    (_with(spark_ui_bind="0.0.0.0"), "spark_ui_bind: '0.0.0.0' is not one of loopback, all_interfaces"),
     ({"split": {"column": "v"}}, "classes: is required"),
     (_with(quarantine={"max_fraction": 1.5}), "quarantine.max_fraction: must be between 0 and 1, got 1.5"),
     (_with(background={"policy": "some"}), "background.policy: 'some' is not one of keep, drop, sample"),
@@ -99,6 +106,38 @@ def test_load_config_names_the_file_and_applies_overrides(tmp_path):
         load_config(path, ["frames_per_shard"])
     assert str(info.value) == ("--set 'frames_per_shard': expected KEY=VALUE, "
                                "e.g. output.frames_per_shard=500")
+
+
+def test_yaml_tags_and_a_config_that_is_not_a_mapping_name_their_source(tmp_path):
+    path = tmp_path / "job.yaml"
+    path.write_text("classes: {names: [car]}\nsplit: {column: video_id}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ['classes.names=!!python/object/apply:os.system ["echo hi"]'])
+    assert str(info.value) == (
+        "--set 'classes.names=!!python/object/apply:os.system [\"echo hi\"]': the value is not valid YAML (could not "
+        "determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system' at line 1, column 1); "
+        "write a plain value, quoted if it is text")
+    path.write_text("classes: !!python/name:os.system\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == (f"config {path} is not valid YAML: could not determine a constructor for the tag "
+                               "'tag:yaml.org,2002:python/name:os.system' at line 1, column 10")
+    path.write_text("- classes\n- split\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["output.frames_per_shard=5"])
+    assert str(info.value) == f"config {path}: must be a mapping of keys, got ['classes', 'split']"
+
+
+def test_a_yaml_tag_in_set_exits_2_with_one_line(tmp_path, capsys):
+    path = tmp_path / "job.yaml"
+    path.write_text("classes: {names: [car]}\nsplit: {column: v}\n")
+    code = main(["--config", str(path), "--annotations", str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--set", "split.seed=!!python/name:os.system"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "build_dataset: error: --set 'split.seed=!!python/name:os.system': the value is not valid YAML (could not "
+        "determine a constructor for the tag 'tag:yaml.org,2002:python/name:os.system' at line 1, column 1); "
+        "write a plain value, quoted if it is text"]
 
 
 def test_bad_yaml_and_missing_file(tmp_path):

@@ -25,7 +25,7 @@ from yololake.tables import SOURCE_FILE
 COLUMNS = ["frame", "label", "a", "b", "c", "d"]
 
 
-def _boxes(spark, rows, box_format="xyxy_pixel", width=100, height=100, classes=None):
+def _boxes(spark, rows, box_format="xyxy_pixel", width=100, height=100, classes=None, margin=1.0):
     """Run rows (frame, label, a, b, c, d as text) through the annotation transforms; frame -> result row."""
     schema = ", ".join(f"{c} string" for c in COLUMNS)
     df = spark.createDataFrame(rows, schema).withColumn(SOURCE_FILE, F.lit("inline"))
@@ -33,7 +33,7 @@ def _boxes(spark, rows, box_format="xyxy_pixel", width=100, height=100, classes=
     ann = map_classes(ann, classes or {"car": 0, "truck": 1})
     ann = ann.withColumn("width", F.lit(width)).withColumn("height", F.lit(height)) \
         .withColumn("frame_reason", F.lit(None).cast("string"))
-    out = label_line(assign_reason(to_yolo_boxes(ann, box_format)))
+    out = label_line(assign_reason(to_yolo_boxes(ann, box_format, margin)))
     return {r["frame_id"]: r for r in out.collect()}
 
 
@@ -89,6 +89,9 @@ ROW_CASES = [
     (("car", "10", "10", "20", "Infinity"), R.NON_NUMERIC_COORDINATE),
     (("car", "110", "10", "150", "20"), R.BOX_OUTSIDE_IMAGE),
     (("car", "-50", "10", "0", "20"), R.BOX_OUTSIDE_IMAGE),
+    (("car", "10", "10", "1e30", "20"), R.BOX_OUTSIDE_IMAGE),      # one absurd corner: not a giant box
+    (("car", "-1e30", "-1e30", "1e30", "1e30"), R.BOX_OUTSIDE_IMAGE),
+    (("car", "-101", "10", "50", "50"), R.BOX_OUTSIDE_IMAGE),      # just beyond the margin of one image
     (("car", "10", "10", "10", "50"), R.ZERO_AREA),
     (("car", "10", "10", "50", "10.00001"), R.ZERO_AREA),
     (("truck", "10", "10", "50", "50"), None),
@@ -98,6 +101,37 @@ ROW_CASES = [
 def test_row_reason_codes(spark):
     rows = _boxes(spark, [(f"case{i}", *row) for i, (row, _) in enumerate(ROW_CASES)])
     assert [rows[f"case{i}"]["reason"] for i in range(len(ROW_CASES))] == [reason for _, reason in ROW_CASES]
+
+
+def test_clipped_boxes_are_flagged_and_the_margin_is_a_setting(spark):
+    rows = _boxes(spark, [("inside", "car", "10", "10", "50", "50"), ("edge", "car", "-100", "10", "50", "200"),
+                          ("far", "car", "-150", "10", "50", "50")])
+    assert (rows["inside"]["clipped"], rows["inside"]["reason"]) == (False, None)
+    assert (rows["edge"]["clipped"], rows["edge"]["reason"]) == (True, None)   # one image size out: clipped
+    assert rows["edge"]["line"] == "0 0.250000 0.550000 0.500000 0.900000"
+    assert rows["far"]["reason"] == R.BOX_OUTSIDE_IMAGE
+    wide = _boxes(spark, [("far", "car", "-150", "10", "50", "50")], margin=2.0)
+    assert (wide["far"]["reason"], wide["far"]["clipped"]) == (None, True)
+
+
+def test_integral_float_class_values_match_whole_numbers(spark):
+    values = {"a": "1.0", "b": "2", "c": "2.00", "d": "2.5", "e": "-0.0", "f": "1e0", "g": " 1.0 "}
+    rows = _boxes(spark, [(f, v, "10", "10", "50", "50") for f, v in values.items()], classes={"1": 0, "2.0": 1})
+    assert {f: r["cls"] for f, r in rows.items()} == {"a": 0, "b": 1, "c": 1, "d": None, "e": None, "f": None,
+                                                      "g": 0}
+    assert rows["a"]["class_raw"] == "1.0"  # the quarantine and stats keep the value as written
+
+
+def test_a_row_the_reader_could_not_parse_is_malformed_first(spark):
+    schema = ", ".join(f"{c} string" for c in COLUMNS) + ", _corrupt_record string"
+    df = spark.createDataFrame([("f", "car", "1", "1", "5", None, "f,car,1,1,5"),
+                                ("g", "car", "1", "1", "5", "5", None)], schema).withColumn(SOURCE_FILE, F.lit("x"))
+    ann = map_classes(standardize_annotations(df, "frame", "label", ["a", "b", "c", "d"]), {"car": 0})
+    ann = ann.select("*", F.lit(10).alias("width"), F.lit(10).alias("height"),
+                     F.lit(R.IMAGE_MISSING).alias("frame_reason"))
+    got = {r["frame_id"]: r for r in assign_reason(to_yolo_boxes(ann, "xyxy_pixel")).collect()}
+    assert got["f"]["reason"] == R.MALFORMED_ROW and got["g"]["reason"] == R.IMAGE_MISSING
+    assert got["f"]["source_row"]["_corrupt_record"] == "f,car,1,1,5"
 
 
 def test_frame_reason_wins_and_source_row_is_kept(spark):

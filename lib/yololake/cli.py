@@ -2,12 +2,13 @@
 
 Every command's `main(argv) -> int` (also called by the spark-submit shims in jobs/) runs its work through
 `run_command`: a `YololakeError` (config, usage, input, storage, output exists, threshold, dataset,
-preflight) exits 2 with one line naming the value and the fix; anything else is a bug or an outage and
-exits 1 with its traceback in the log.
+preflight) exits 2 with one line naming the value and the fix, and so does a full disk (the fix: free space);
+anything else is a bug or an outage and exits 1 with its traceback in the log.
 """
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -49,6 +50,7 @@ def add_job_flags(p: argparse.ArgumentParser, set_example: str) -> None:
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
+_FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
 
 
 def run_command(prog: str, body: Callable[[], int]) -> int:
@@ -62,12 +64,23 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
+    except OSError as exc:
+        if exc.errno not in _FULL_DISK:
+            return _bug(prog, exc)
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"{prog}: error: {exc.strerror}{where}; free space (or raise the quota) and run again",
+              file=sys.stderr, flush=True)
+        return EXIT_USER_ERROR
     except Exception as exc:  # noqa: BLE001 - the one place an unexpected error becomes an exit code
-        log.exception("%s failed", prog)
-        text = str(exc).strip()
-        print(f"{prog}: error: {type(exc).__name__}: {text.splitlines()[0] if text else ''} "
-              "(a bug or an outage: the traceback is above)", file=sys.stderr, flush=True)
-        return EXIT_BUG
+        return _bug(prog, exc)
+
+
+def _bug(prog: str, exc: Exception) -> int:
+    log.exception("%s failed", prog)
+    text = str(exc).strip()
+    print(f"{prog}: error: {type(exc).__name__}: {text.splitlines()[0] if text else ''} "
+          "(a bug or an outage: the traceback is above)", file=sys.stderr, flush=True)
+    return EXIT_BUG
 
 
 def main(argv: Sequence[str] | None = None) -> int:

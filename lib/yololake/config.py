@@ -9,21 +9,54 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 
 from yololake.errors import ConfigError
 
 T = typing.TypeVar("T")
+SparkUiBind = Literal["loopback", "all_interfaces"]
+"""Where a local-mode Spark UI listens: 127.0.0.1, or every interface (Spark's own default)."""
+_INTEGRAL = re.compile(r"^([+-]?[0-9]+)\.0*$")
+INTEGRAL_PATTERN = _INTEGRAL.pattern
+"""A whole number written with a fractional part of zeros ("2.0", as a pandas round trip writes it)."""
+
+
+def integral_text(value: str) -> str:
+    """ "2.0" -> "2" (a class id written as a float); any other text unchanged. `map_classes` does the same in
+    Spark, so a config key and a table value match whichever way either was written."""
+    return _INTEGRAL.sub(r"\1", value.strip())
 
 
 def fail(key: str, message: str) -> typing.NoReturn:
     raise ConfigError(f"{key}: {message}")
+
+
+@dataclass(frozen=True)
+class Between:
+    """A number field's bounds, declared with its type: `Annotated[float, Between(0, 1)]`."""
+
+    low: float
+    high: float = math.inf
+    unit: str = ""
+
+    def problem(self, value: float) -> str | None:
+        if self.low <= value <= self.high:
+            return None
+        if self.high == math.inf:
+            return f"must be {self.low:g}{self.unit} or more, got {value}"
+        return f"must be between {self.low:g} and {self.high:g}{self.unit}, got {value}"
+
+
+Fraction = Annotated[float, Between(0, 1)]
+"""A share, from 0 to 1."""
 
 
 @functools.cache
@@ -36,17 +69,30 @@ def choices(cls: type, name: str) -> tuple[str, ...]:
     return typing.get_args(_hints(cls)[name])
 
 
+@functools.cache
+def _bounds(cls: type) -> dict[str, Between]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {name: meta for name, hint in hints.items() if typing.get_origin(hint) is Annotated
+            for meta in hint.__metadata__ if isinstance(meta, Between)}
+
+
+def _check_fields(obj: object, prefix: str) -> None:
+    """Every `Literal[...]` field of a dataclass holds one of its choices, every `Between` field is in bounds."""
+    for f in dataclasses.fields(obj):
+        value, bound = getattr(obj, f.name), _bounds(type(obj)).get(f.name)
+        if typing.get_origin(_hints(type(obj))[f.name]) is Literal and value not in choices(type(obj), f.name):
+            fail(f"{prefix}{f.name}", f"{value!r} is not one of {', '.join(choices(type(obj), f.name))}")
+        if bound is not None and bound.problem(value):
+            fail(f"{prefix}{f.name}", bound.problem(value))
+
+
 class Section:
     """A config section: checked when constructed. `SECTION` is its key in the YAML, used in messages."""
 
     SECTION: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if typing.get_origin(_hints(type(self))[f.name]) is Literal:
-                allowed = choices(type(self), f.name)
-                if getattr(self, f.name) not in allowed:
-                    fail(f"{self.SECTION}.{f.name}", f"{getattr(self, f.name)!r} is not one of {', '.join(allowed)}")
+        _check_fields(self, f"{self.SECTION}.")
         self.check(self.SECTION)
 
     def check(self, key: str) -> None:
@@ -57,10 +103,21 @@ class Sections:
     """A whole config; its sections checked themselves. `check` holds the rules across sections."""
 
     def __post_init__(self) -> None:
+        _check_fields(self, "")
         self.check()
 
     def check(self) -> None:
         """Rules across sections (none by default)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SparkSettings:
+    """A job config's keys for the Spark session the job creates (inherited by the job's `Sections`)."""
+
+    spark: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
+    spark_ui_bind: SparkUiBind = "loopback"
+    """Local mode: the Spark UI listens on 127.0.0.1 (loopback) or every interface (all_interfaces)."""
 
 
 @dataclass(frozen=True)
@@ -181,8 +238,19 @@ def apply_overrides(data: object, overrides: Sequence[str]) -> dict:
             else:
                 child = node[part] = dict(child)
             node = child
-        node[leaf] = yaml.safe_load(text) if text.strip() else ""
+        try:
+            node[leaf] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(exc)}); "
+                              "write a plain value, quoted if it is text") from None
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: its problem and where (PyYAML's own text spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def load_typed(cls: type[T], path: str | Path | None, overrides: Sequence[str] = ()) -> T:
@@ -197,7 +265,9 @@ def load_typed(cls: type[T], path: str | Path | None, overrides: Sequence[str] =
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}") from None
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"config {path}: must be a mapping of keys, got {data!r}")
     data = apply_overrides(data, overrides)  # its errors name the --set item, not the file
     try:
         return parse_typed(cls, data)

@@ -7,14 +7,23 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
+LOOPBACK = "127.0.0.1"
 
-def start_spark(app_name: str, master: str | None = None, settings: Mapping[str, str] | None = None) -> SparkSession:
+
+def start_spark(app_name: str, master: str | None = None, settings: Mapping[str, str] | None = None,
+                ui_bind: str = "loopback") -> SparkSession:
     """Get or create the session.
 
     Under spark-submit the master and --conf values come from the command line and win over
     `settings` (getOrCreate keeps an existing context's settings); `master` is for in-process runs.
+
+    In local mode the JVM started here binds its UI (and driver) to 127.0.0.1 unless `ui_bind` is
+    "all_interfaces": Spark's UI otherwise listens on every interface, where anyone on the network may
+    browse the job's configuration and kill its stages. Spark reads the address from SPARK_LOCAL_IP only,
+    so it is set for the launch; a SPARK_LOCAL_IP the user set wins, and spark-submit binds before we run.
     """
     builder = SparkSession.builder.appName(app_name)
+    effective_master = master or (settings or {}).get("spark.master", "")
     if master:
         builder = builder.master(master)
         if master.startswith("local"):
@@ -22,6 +31,13 @@ def start_spark(app_name: str, master: str | None = None, settings: Mapping[str,
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in (settings or {}).items():
         builder = builder.config(key, value)
-    spark = builder.getOrCreate()
+    loopback = effective_master.startswith("local") and ui_bind == "loopback" and "SPARK_LOCAL_IP" not in os.environ
+    if loopback:
+        os.environ["SPARK_LOCAL_IP"] = LOOPBACK  # read by the JVM that getOrCreate launches, if it launches one
+    try:
+        spark = builder.getOrCreate()
+    finally:
+        if loopback:
+            del os.environ["SPARK_LOCAL_IP"]
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -6,9 +6,12 @@ Part names come from the partition id, so a retried task overwrites its own part
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -16,12 +19,25 @@ import pyarrow.parquet as pq
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StringType, StructField, StructType
 
 from yololake.config import TableConfig
 from yololake.errors import InputError, StorageError
+from yololake.input_files import (
+    CORRUPT_RECORD,
+    EMPTY_FILE,
+    HadoopFiles,
+    Unreadable,
+    check_columns,
+    csv_columns,
+    display_path,
+    read_errors,
+    unreadable_error,
+)
 from yololake.storage import Store, local_path
 
 SOURCE_FILE = "_source_file"
+_CHECK_THREADS = 8  # files checked at once (py4j calls; on S3 each is a round trip)
 TABLE_EXTENSIONS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".json": "json", ".jsonl": "json"}
 
 
@@ -70,21 +86,100 @@ def spark_paths(paths: Sequence[str], s3_scheme: str = "s3a") -> list[str]:
     return out
 
 
-def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a") -> DataFrame:
+@dataclass(frozen=True)
+class InputTable:
+    df: DataFrame
+    """Every row, with its source file (`SOURCE_FILE`); CSV and JSON rows Spark could not parse carry the raw
+    line in `_corrupt_record`."""
+    unreadable: tuple[Unreadable, ...] = ()
+    """Files left out (on_unreadable_file: quarantine): zero-byte, or a parquet footer that cannot be read."""
+
+
+def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a",
+               what: str = "annotations") -> DataFrame:
+    """Read one logical table from files and/or folders; see `read_input_table`. Any unreadable file fails."""
+    return read_input_table(spark, paths, table, s3_scheme, what).df
+
+
+def read_input_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a",
+                     what: str = "annotations", required: Sequence[str] = (),
+                     on_unreadable: str = "fail") -> InputTable:
     """Read one logical table from files and/or folders; hive folders (`drive=x/`) become columns.
 
-    CSV is read as text (no schema inference) so a non-numeric value is quarantined later,
-    not silently turned into null by the reader.
+    Nothing is read as empty without a word: a zero-byte file (which Spark skips) or a file Spark cannot read
+    fails naming the file, unless `on_unreadable` is "quarantine", which leaves it out and returns it. Each CSV
+    file is read by its own header (columns matched by name, not position; a file lacking a `required` column
+    fails naming both), as text, so a non-numeric value is quarantined later rather than turned into null; a
+    row with the wrong number of fields keeps its raw line in `_corrupt_record`.
     """
     fmt = table.format if table.format != "auto" else detect_format(paths)
+    files = HadoopFiles(spark)
+    if fmt == "csv":  # a pruned CSV parse skips the field count check, so a short or long row would pass
+        spark.conf.set("spark.sql.csv.parser.columnPruning.enabled", "false")
+    parts, unreadable = [], []
+    for root in spark_paths(paths, s3_scheme):
+        with read_errors(what):
+            df, bad = _read_root(files, root, fmt, table, what, required, on_unreadable == "quarantine")
+        parts.append(df)
+        unreadable += bad
+    return InputTable(functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts),
+                      tuple(unreadable))
+
+
+def _read_root(files: HadoopFiles, root: str, fmt: str, table: TableConfig, what: str, required: Sequence[str],
+               quarantine: bool) -> tuple[DataFrame, list[Unreadable]]:
+    """One input path: its files checked, then read whole, or file by file group (CSV header, readable ones)."""
+    listed = files.list(root)
+    if not listed:
+        raise InputError(f"{what} path {root} holds no files to read; check --{what}")
+    bad = [Unreadable(uri, EMPTY_FILE) for uri in files.empty(listed)]
+    if fmt == "parquet" and quarantine:
+        empty = {u.path for u in bad}
+        with ThreadPoolExecutor(_CHECK_THREADS) as pool:
+            problems = pool.map(files.parquet_problem, [uri for uri in listed if uri not in empty])
+        bad += [Unreadable(uri, p) for uri, p in zip([u for u in listed if u not in empty], problems) if p]
+    if bad and not quarantine:
+        more = f" (and {len(bad) - 1} more such file(s))" if len(bad) > 1 else ""
+        raise unreadable_error(what, bad[0].path, bad[0].problem + more)
+    skipped = {u.path for u in bad}
+    good = [uri for uri in listed if uri not in skipped]
+    if not good:
+        raise InputError(f"{what} path {root}: none of its {len(listed)} file(s) can be read, "
+                         f"e.g. {display_path(bad[0].path)}: {bad[0].problem}")
+    groups = _csv_groups(files, good, table.csv_header, required) if fmt == "csv" else {(): good}
+    if not bad and len(groups) == 1:  # read as given: Spark's own partition discovery and globs
+        return _read_files(files.spark, fmt, table, [root], None, next(iter(groups))), bad
+    base = root if files.is_dir(root) else None
+    dfs = [_read_files(files.spark, fmt, table, group, base, columns) for columns, group in groups.items()]
+    return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), dfs), bad
+
+
+def _csv_groups(files: HadoopFiles, uris: Sequence[str], header: bool,
+                required: Sequence[str]) -> dict[tuple[str, ...], list[str]]:
+    """CSV files grouped by their columns (each file's own header), checked for the required columns."""
+    with ThreadPoolExecutor(_CHECK_THREADS) as pool:
+        lines = list(pool.map(files.first_line, uris))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for uri, line in zip(uris, lines):
+        columns = csv_columns(uri, line, header)
+        check_columns(uri, columns, required)
+        groups.setdefault(columns, []).append(uri)
+    return groups
+
+
+def _read_files(spark: SparkSession, fmt: str, table: TableConfig, sources: list[str], base: str | None,
+                columns: tuple[str, ...]) -> DataFrame:
     reader = spark.read.option("mode", "PERMISSIVE")
-    paths = spark_paths(paths, s3_scheme)
+    if base:
+        reader = reader.option("basePath", base)  # files listed one by one keep their hive columns
     if fmt == "csv":
-        df = reader.option("header", table.csv_header).option("inferSchema", False).csv(paths)
+        schema = StructType([StructField(c, StringType()) for c in (*columns, CORRUPT_RECORD)])
+        # enforceSchema false: Spark checks every file's header against these names too.
+        df = reader.schema(schema).option("header", table.csv_header).option("enforceSchema", False).csv(sources)
     elif fmt == "json":
-        df = reader.json(paths)
+        df = reader.json(sources)
     else:
-        df = reader.parquet(*paths)
+        df = reader.parquet(*sources)
     return df.withColumn(SOURCE_FILE, F.input_file_name())
 
 

@@ -8,9 +8,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from yololake.config import Section, Sections, StorageConfig, TableConfig, fail, load_typed, parse_typed
+from yololake.config import (
+    Between,
+    Fraction,
+    Section,
+    Sections,
+    SparkSettings,
+    StorageConfig,
+    TableConfig,
+    fail,
+    integral_text,
+    load_typed,
+    parse_typed,
+)
 from yololake.dataset.layout import SPLITS
 from yololake.storage import is_local
 
@@ -25,6 +37,11 @@ class AnnotationsConfig(TableConfig):
     """xyxy_pixel (corners, pixels), xywh_pixel (top-left + size, pixels) or cxcywh_normalized (YOLO-style)."""
     box_columns: tuple[str, str, str, str] = ("xmin", "ymin", "xmax", "ymax")
     """The four coordinate columns, in the order the box format names them."""
+    box_margin: Annotated[float, Between(0, 1000, " image sizes")] = 1.0
+    """How far outside the image a corner may lie, in image sizes, for the box to be clipped; beyond it the
+    box is quarantined as box_outside_image (an absurd coordinate such as 1e30 is not a giant box)."""
+    on_unreadable_file: Literal["fail", "quarantine"] = "fail"
+    """A zero-byte or unreadable file: fail naming it, or leave it out and list it as unreadable_file."""
 
     def check(self, key: str) -> None:
         if len(self.box_columns) != 4 or len(set(self.box_columns)) != 4:
@@ -88,16 +105,20 @@ class ClassesConfig(Section):
         dupes = sorted({n for n in self.names if self.names.count(n) > 1})
         if dupes:
             fail(f"{key}.names", f"names must be unique, repeated: {', '.join(dupes)}")
+        seen: dict[str, str] = {}
         for source, name in self.map.items():
             if name not in self.names:
                 fail(f"{key}.map.{source}", f"maps to {name!r}, which is not in {key}.names {list(self.names)}")
+            same = seen.setdefault(integral_text(source), source)
+            if same != source and self.map[same] != name:
+                fail(f"{key}.map.{source}", f"is the same class value as {same} (class values 1.0 and 1 match), "
+                                            f"but maps to {name!r}, not {self.map[same]!r}")
 
     def source_to_id(self) -> dict[str, int]:
-        """Source value (as text) -> YOLO class id."""
+        """Source value (as text; an integral number as a whole number: "1.0" as "1") -> YOLO class id."""
         ids = {name: i for i, name in enumerate(self.names)}
-        if not self.map:
-            return dict(ids)
-        return {source: ids[name] for source, name in self.map.items()}
+        pairs = self.map.items() if self.map else ((name, name) for name in self.names)
+        return {integral_text(source): ids[name] for source, name in pairs}
 
 
 @dataclass(frozen=True)
@@ -136,11 +157,7 @@ class BackgroundConfig(Section):
     SECTION: ClassVar[str] = "background"
     policy: Literal["keep", "drop", "sample"] = "keep"
     """keep: all, with an empty label file; drop: none; sample: a deterministic `fraction` of them."""
-    fraction: float = 0.1
-
-    def check(self, key: str) -> None:
-        if not 0.0 <= self.fraction <= 1.0:
-            fail(f"{key}.fraction", f"must be between 0 and 1, got {self.fraction}")
+    fraction: Fraction = 0.1
 
 
 @dataclass(frozen=True)
@@ -153,13 +170,11 @@ class OutputConfig(Section):
     about a hundred objects for a million frames instead of a million. The launcher unpacks it."""
     archive_images: bool = False
     """shard_archive only: put the images in the shard's tar too (else they follow images.mode)."""
-    stale_after_seconds: float = 600.0
+    stale_after_seconds: Annotated[float, Between(10, unit=" seconds")] = 600.0
     """An unfinished version whose writer stopped its heartbeat this long ago (or, on this host, whose
     process is gone) is a leftover the next build removes."""
 
     def check(self, key: str) -> None:
-        if self.stale_after_seconds < 10:
-            fail(f"{key}.stale_after_seconds", f"must be at least 10 seconds, got {self.stale_after_seconds:g}")
         if self.frames_per_shard < 1:
             fail(f"{key}.frames_per_shard", f"must be at least 1, got {self.frames_per_shard}")
         if self.archive_images and self.layout != "shard_archive":
@@ -169,12 +184,8 @@ class OutputConfig(Section):
 @dataclass(frozen=True)
 class QuarantineConfig(Section):
     SECTION: ClassVar[str] = "quarantine"
-    max_fraction: float = 0.05
+    max_fraction: Fraction = 0.05
     """Fail, committing nothing, when more than this fraction of annotation rows is quarantined."""
-
-    def check(self, key: str) -> None:
-        if not 0.0 <= self.max_fraction <= 1.0:
-            fail(f"{key}.max_fraction", f"must be between 0 and 1, got {self.max_fraction}")
 
 
 @dataclass(frozen=True)
@@ -183,16 +194,12 @@ class ReportConfig(Section):
 
     SECTION: ClassVar[str] = "report"
     enabled: bool = True
-    preview_frames: int = 16
+    preview_frames: Annotated[int, Between(0)] = 16
     """Frames per split drawn with their boxes in the preview mosaics."""
-
-    def check(self, key: str) -> None:
-        if self.preview_frames < 0:
-            fail(f"{key}.preview_frames", f"must be 0 or more, got {self.preview_frames}")
 
 
 @dataclass(frozen=True)
-class JobConfig(Sections):
+class JobConfig(SparkSettings, Sections):
     classes: ClassesConfig
     annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
@@ -204,8 +211,6 @@ class JobConfig(Sections):
     quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-    spark: dict[str, str] = field(default_factory=dict)
-    """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
 
 
 def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:

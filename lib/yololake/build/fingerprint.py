@@ -20,7 +20,7 @@ from yololake.config import StorageConfig
 from yololake.errors import InputError, StorageError
 from yololake.storage import describe_error, filesystem, local_path
 
-_NOT_DATA = ("spark", "storage")
+_NOT_DATA = ("spark", "spark_ui_bind", "storage")
 """Config sections that change how a build runs, never what it writes."""
 
 

@@ -21,12 +21,14 @@ from yololake.build.config import JobConfig, check_run, load_config
 from yololake.build.fingerprint import compute
 from yololake.build.plan import JobInputs, Plan, build_plan
 from yololake.build.shard_writer import SHARD_SCHEMA, ShardSpec, ShardWriter, make_shard_writer
-from yololake.build.summary import format_summary, summarize
+from yololake.build.summary import RowCounts, format_summary, summarize
 from yololake.build.transforms.frames import assign_shards, shard_buckets
 from yololake.cli import add_job_flags, run_command
 from yololake.dataset import layout as L
+from yololake.dataset import reasons as R
 from yololake.dataset.versions import VersionedOutput, failure_marked, heartbeat, new_version_id, writer_info
-from yololake.errors import QuarantineThresholdError, StorageError
+from yololake.errors import InputError, QuarantineThresholdError, StorageError
+from yololake.input_files import read_errors
 from yololake.logs import progress
 from yololake.spark_session import start_spark
 from yololake.storage import Store, json_bytes
@@ -86,7 +88,8 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, for
                                         "out": store.display(), "fingerprint": fingerprint,
                                         "started_at": time.time(), **writer_info()})
         with failure_marked(store), heartbeat(store, max(1.0, config.output.stale_after_seconds / 10)):
-            summary = _build_version(config, plan, store, shard_writer, started, run_id, version_id)
+            with read_errors("input", {"annotations": plan.sources, "frames": inputs.frames}):  # Spark reads here
+                summary = _build_version(config, plan, store, shard_writer, started, run_id, version_id)
             output_dir.commit(store, {"run_id": run_id, "version": version_id, "fingerprint": fingerprint,
                                       "frames": summary["frames_written"], "boxes": summary["boxes_written"],
                                       "committed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
@@ -108,22 +111,37 @@ def _build_version(config: JobConfig, plan: Plan, store: Store, shard_writer: Ca
     return summary
 
 
-def _validate(plan: Plan, config: JobConfig, store: Store, started: float) -> tuple[int, int, int, dict]:
-    """Write the quarantine and enforce its threshold; return rows in, valid, quarantined and the reasons."""
+def _validate(plan: Plan, config: JobConfig, store: Store, started: float) -> RowCounts:
+    """Write the quarantine, refuse an empty input and enforce the threshold; return the row counts."""
     write_parquet_parts(plan.quarantine(), store, L.QUARANTINE)
-    reasons = {r["reason"]: r["count"] for r in plan.annotations.groupBy("reason").count().collect()}
+    by_reason = plan.counts_by_reason()
+    reasons = {reason: rows for reason, (rows, _) in by_reason.items()}
     rows_in = sum(reasons.values())
     valid = reasons.pop(None, 0)
     quarantined = sum(reasons.values())
     progress(log, f"validate: {rows_in} rows, {quarantined} quarantined", started)
-    fraction = quarantined / rows_in if rows_in else 0.0
+    if rows_in == 0:
+        raise InputError(f"the annotations hold no rows ({', '.join(plan.sources)}), so there is nothing to build; "
+                         "check --annotations (a CSV file with only its header has no rows)")
+    fraction = quarantined / rows_in
     if fraction > config.quarantine.max_fraction:
         raise QuarantineThresholdError(
             f"{quarantined} of {rows_in} annotation rows ({fraction:.1%}) were quarantined, above "
             f"quarantine.max_fraction {config.quarantine.max_fraction:.1%}; nothing was committed. Reasons: "
-            f"{json.dumps(reasons, sort_keys=True)}. Inspect {store.display(L.QUARANTINE)}, fix the input or "
-            "config, or raise the threshold")
-    return rows_in, valid, quarantined, reasons
+            f"{json.dumps(reasons, sort_keys=True)}.{_unknown_class_hint(plan, config, reasons)} Inspect "
+            f"{store.display(L.QUARANTINE)}, fix the input or config, or raise the threshold")
+    return RowCounts(rows_in, valid, quarantined, reasons, by_reason.get(None, (0, 0))[1])
+
+
+def _unknown_class_hint(plan: Plan, config: JobConfig, reasons: dict) -> str:
+    """When unknown_class is the commonest reason: the commonest unmapped values beside the configured ones."""
+    if max(reasons, key=reasons.get) != R.UNKNOWN_CLASS:
+        return ""
+    top = ", ".join(f"{'null' if v is None else repr(v)} ({n} rows)" for v, n in plan.top_values(R.UNKNOWN_CLASS,
+                                                                                                  "class_raw"))
+    where = "classes.map" if config.classes.map else "classes.names (there is no classes.map)"
+    return (f" Most of them are unknown_class: the commonest class values are {top}, but {where} "
+            f"has {', '.join(config.classes.map or config.classes.names)}.")
 
 
 def _write_shards(plan: Plan, config: JobConfig, store: Store, split_counts: dict,
@@ -152,7 +170,7 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
            started: float) -> tuple[dict, list[str], list[dict]]:
     """Quarantine, shards and list files; once the counts reconcile, return the summary, the splits written
     and the shard manifest."""
-    rows_in, valid, quarantined, reasons = _validate(plan, config, store, started)
+    counts = _validate(plan, config, store, started)
     # One pass over the frame table for every frame-level count (statuses, frames per split, boxes kept).
     frame_counts = plan.frames.groupBy("status", "split").agg(
         F.count(F.lit(1)).alias("frames"), F.sum("box_count").alias("boxes")).collect()
@@ -162,6 +180,10 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
         statuses[r["status"]] = statuses.get(r["status"], 0) + r["frames"]
         if r["status"] in L.WRITTEN_STATUSES:
             split_counts[r["split"]] = split_counts.get(r["split"], 0) + r["frames"]
+    if not split_counts.get("train"):
+        raise InputError(f"no frame is left for the train split (frames by status: {json.dumps(statuses)}), so "
+                         "there is nothing to train on; check the train input (a CSV file with only its header "
+                         "has no rows) and split.*; nothing was committed")
     shards = _write_shards(plan, config, store, split_counts, shard_writer)
     progress(log, f"write: {len(shards)} shards, {sum(s['frames'] for s in shards)} frames", started)
 
@@ -170,12 +192,11 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
     for split in splits:
         output_dir.publish_list(store, split)
     written = sum(s["boxes"] for s in shards)
-    duplicates = valid - sum(r["boxes"] or 0 for r in frame_counts)
-    if rows_in != written + quarantined + duplicates or duplicates < 0:
-        raise RuntimeError(f"counts do not reconcile: {rows_in} rows in != {written} written + {quarantined} "
-                           f"quarantined + {duplicates} duplicates; nothing was committed")
-    summary = summarize(plan, config, store.display(), rows_in, written, quarantined, duplicates, reasons, shards,
-                        statuses)
+    duplicates = counts.valid - sum(r["boxes"] or 0 for r in frame_counts)
+    if counts.rows_in != written + counts.quarantined + duplicates or duplicates < 0:
+        raise RuntimeError(f"counts do not reconcile: {counts.rows_in} rows in != {written} written + "
+                           f"{counts.quarantined} quarantined + {duplicates} duplicates; nothing was committed")
+    summary = summarize(plan, config, store.display(), counts, written, duplicates, shards, statuses)
     return summary, splits, [{k: v for k, v in s.asDict().items() if k != "error"} for s in shards]
 
 
@@ -207,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         current = None if args.force else current_if_same(config, args.out, fingerprint)
         if not current:  # an unchanged rerun touches nothing and starts no Spark
             VersionedOutput(Store(args.out, config.storage)).check()  # a foreign --out: refused before Spark
-            spark = start_spark("yololake-build-dataset", args.master, config.spark)
+            spark = start_spark("yololake-build-dataset", args.master, config.spark, config.spark_ui_bind)
             current = run(spark, config, inputs, args.out, args.force, fingerprint=fingerprint)
         print(format_summary(current))
         return 0

@@ -5,11 +5,14 @@ the image existence check (a file-system call per frame).
 """
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from yololake.build.config import JobConfig
 from yololake.build.images import add_image_exists
@@ -33,8 +36,9 @@ from yololake.build.transforms.frames import (
 from yololake.dataset import reasons as R
 from yololake.dataset.layout import WRITTEN_STATUSES
 from yololake.errors import InputError
+from yololake.input_files import Unreadable
 from yololake.storage import local_path
-from yololake.tables import SOURCE_FILE, check_paths_exist, read_table
+from yololake.tables import SOURCE_FILE, InputTable, check_paths_exist, read_input_table
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,26 @@ class Plan:
     """Every frame: key, ext, image_uri, width, height, split, box_count, labels, annotated, status."""
     cached: tuple[DataFrame, ...] = ()
     """What building the plan persisted, released by `release`."""
+    unreadable: tuple[Unreadable, ...] = ()
+    """Annotation files left out (on_unreadable_file: quarantine); each is one unreadable_file row too."""
+    sources: tuple[str, ...] = ()
+    """The annotation paths read, for messages."""
 
     def release(self) -> None:
         for df in self.cached:
             df.unpersist()
+
+    def counts_by_reason(self) -> dict:
+        """reason (None: valid) -> (rows, rows whose box was clipped to the image)."""
+        rows = self.annotations.groupBy("reason").agg(
+            F.count(F.lit(1)).alias("rows"), F.sum(F.col("clipped").cast("long")).alias("clipped")).collect()
+        return {r["reason"]: (r["rows"], r["clipped"] or 0) for r in rows}
+
+    def top_values(self, reason: str, column: str, n: int = 5) -> list[tuple]:
+        """The `n` most common values of `column` among the rows quarantined as `reason`, with their counts."""
+        rows = (self.annotations.where(F.col("reason") == reason).groupBy(column).count()
+                .orderBy(F.desc("count"), column).limit(n).collect())
+        return [(r[column], r["count"]) for r in rows]
 
     def quarantine(self) -> DataFrame:
         return self.annotations.where(F.col("reason").isNotNull()).select(
@@ -100,15 +120,24 @@ def images_root(inputs: JobInputs) -> str:
     return os.path.abspath(local) if local is not None else root
 
 
-def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Plan:
-    ann_cfg, split = config.annotations, config.split
+def read_inputs(spark: SparkSession, config: JobConfig,
+                inputs: JobInputs) -> tuple[list[str], InputTable, DataFrame | None]:
+    """The annotation paths read, the annotation table and the frame manifest (None without --frames)."""
+    ann_cfg, scheme = config.annotations, config.storage.spark_s3_scheme
     paths = annotation_paths(inputs.annotations, config)
     check_paths_exist(paths, "annotations")
     check_paths_exist(inputs.frames, "frames")
-    raw = read_table(spark, paths, ann_cfg, config.storage.spark_s3_scheme)
-    manifest = (read_table(spark, inputs.frames, config.frames, config.storage.spark_s3_scheme)
-                if inputs.frames else None)
-    root = images_root(inputs)
+    table = read_input_table(spark, paths, ann_cfg, scheme, "annotations",
+                             (ann_cfg.frame_column, ann_cfg.class_column, *ann_cfg.box_columns),
+                             ann_cfg.on_unreadable_file)
+    manifest = read_input_table(spark, inputs.frames, config.frames, scheme, "frames").df if inputs.frames else None
+    return paths, table, manifest
+
+
+def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Plan:
+    ann_cfg, split = config.annotations, config.split
+    paths, table, manifest = read_inputs(spark, config, inputs)
+    raw, root = table.df, images_root(inputs)
 
     hint_in_manifest = manifest is not None and split.mode != "source_file" and split.column in manifest.columns
     extra = [split.column] if split.mode != "source_file" and not hint_in_manifest else []
@@ -118,6 +147,7 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
                          f"annotation columns: {', '.join(c for c in raw.columns if c != SOURCE_FILE)}")
     ann = standardize_annotations(raw, ann_cfg.frame_column, ann_cfg.class_column, ann_cfg.box_columns, extra)
     ann = map_classes(ann, config.classes.source_to_id())
+    parsed = ann.where(~F.col("malformed"))  # a row the reader could not parse names no frame and no split
 
     if manifest is not None:
         fc = config.frames
@@ -126,11 +156,11 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
         frames = frames.withColumn("hints", F.when(F.col("hint").isNotNull(), F.array("hint")))
     else:
         size = config.image_size  # given: build.config.check_run refuses a run with neither
-        frames = frames_from_annotations(ann, root, config.images.extension, size.width, size.height)
+        frames = frames_from_annotations(parsed, root, config.images.extension, size.width, size.height)
     if not hint_in_manifest:
         value = (F.regexp_extract(F.col(SOURCE_FILE), r"([^/]+)$", 1) if split.mode == "source_file"
                  else F.col(f"_x_{split.column}").cast("string"))
-        hints = frame_hints_from_annotations(ann, value)
+        hints = frame_hints_from_annotations(parsed, value)
         frames = (frames.drop("hints").join(hints, on="frame_id", how="left")
                   .withColumn("hint", F.col("hints")[0]))
 
@@ -148,12 +178,14 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
     missing = F.when(~is_safe_frame_id(F.col("frame_id")), F.lit(R.UNSAFE_FRAME_ID)).otherwise(
         F.lit(R.FRAME_NOT_IN_MANIFEST))
     boxes = boxes.withColumn("frame_reason", F.when(F.col("key").isNull(), missing).otherwise(F.col("frame_reason")))
-    boxes = label_line(assign_reason(to_yolo_boxes(boxes, ann_cfg.box_format)))
+    boxes = label_line(assign_reason(to_yolo_boxes(boxes, ann_cfg.box_format, ann_cfg.box_margin)))
     # Cache only what later steps read: a valid box is its line; a rejected row keeps its source row as JSON.
     rejected = F.col("reason").isNotNull()
     boxes = boxes.select("frame_id", "split", "line", "reason", F.when(rejected, F.col("class_raw")).alias("class_raw"),
                          F.when(rejected, F.col(SOURCE_FILE)).alias("source_file"),
-                         F.when(rejected, F.to_json("source_row")).alias("source_row")).persist()
+                         F.when(rejected, F.to_json("source_row")).alias("source_row"),
+                         F.when(~rejected, F.col("clipped")).alias("clipped"))
+    boxes = boxes.unionByName(unreadable_rows(spark, table.unreadable, boxes.schema)).persist()
 
     # One aggregation per frame over every annotation row: the frame's distinct valid lines (exact duplicate
     # boxes dropped; collect_list skips the null line of a rejected row) and whether it had any row at all.
@@ -164,4 +196,12 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
                     F.coalesce(F.concat_ws("\n", "lines"), F.lit("")).alias("labels"))
             .drop("lines"))
     frame_table = frame_status(full, config.background.policy, config.background.fraction, split.seed).persist()
-    return Plan(annotations=boxes, frames=frame_table, cached=(frames, boxes, frame_table))
+    return Plan(annotations=boxes, frames=frame_table, cached=(frames, boxes, frame_table),
+                unreadable=table.unreadable, sources=tuple(paths))
+
+
+def unreadable_rows(spark: SparkSession, unreadable: Sequence[Unreadable], schema: StructType) -> DataFrame:
+    """One quarantine row per unreadable file: reason unreadable_file, its path, and the problem as JSON."""
+    rows = [{"reason": R.UNREADABLE_FILE, "source_file": u.path, "source_row": json.dumps({"problem": u.problem})}
+            for u in unreadable]
+    return spark.createDataFrame([tuple(r.get(f.name) for f in schema.fields) for r in rows], schema)

@@ -2,12 +2,26 @@
 lines the job prints."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from yololake.build.config import JobConfig
 from yololake.build.plan import Plan
 
 
-def summarize(plan: Plan, config: JobConfig, root: str, rows_in: int, written: int, quarantined: int,
-              duplicates: int, reasons: dict, shards: list, statuses: dict) -> dict:
+class RowCounts(NamedTuple):
+    """The annotation rows by outcome (an unreadable file left out counts as one quarantined row)."""
+
+    rows_in: int
+    valid: int
+    quarantined: int
+    reasons: dict
+    """reason -> quarantined rows."""
+    clipped: int
+    """valid rows whose box was clipped to the image."""
+
+
+def summarize(plan: Plan, config: JobConfig, root: str, counts: RowCounts, written: int, duplicates: int,
+              shards: list, statuses: dict) -> dict:
     """Counts by split, class, reason and frame status (all small aggregates)."""
     names = config.classes.names
     by_split_class: dict = {}
@@ -22,11 +36,13 @@ def summarize(plan: Plan, config: JobConfig, root: str, rows_in: int, written: i
         entry["shards"] += 1
     return {
         "out": root,
-        "rows_in": rows_in,
+        "rows_in": counts.rows_in,
         "boxes_written": written,
-        "quarantined": quarantined,
+        "quarantined": counts.quarantined,
         "duplicates_dropped": duplicates,
-        "quarantine_by_reason": dict(sorted(reasons.items())),
+        "boxes_clipped": counts.clipped,
+        "quarantine_by_reason": dict(sorted(counts.reasons.items())),
+        "unreadable_files": [{"path": u.path, "problem": u.problem} for u in plan.unreadable],
         "frames_written": sum(s["frames"] for s in shards),
         "frames_by_status": dict(sorted(statuses.items())),
         "by_split": frames_by_split,
@@ -41,14 +57,16 @@ def format_summary(summary: dict) -> str:
                 "nothing was built (--force builds anyway)")
     lines = [f"dataset: {summary['pointer']} -> version {summary['version']} ({summary['out']})",
              f"  {summary['rows_in']} annotation rows -> {summary['boxes_written']} boxes written, "
-             f"{summary['quarantined']} quarantined, {summary['duplicates_dropped']} duplicates dropped "
-             f"({summary['wall_seconds']}s)"]
+             f"{summary['quarantined']} quarantined, {summary['duplicates_dropped']} duplicates dropped, "
+             f"{summary['boxes_clipped']} clipped to the image ({summary['wall_seconds']}s)"]
     for split, s in summary["by_split"].items():
         lines.append(f"  {split:5s}: {s['frames']} frames ({s['background']} background), {s['boxes']} boxes, "
                      f"{s['shards']} shard(s)")
     if summary["quarantine_by_reason"]:
         reasons = ", ".join(f"{k}={v}" for k, v in summary["quarantine_by_reason"].items())
         lines.append(f"  quarantined by reason: {reasons} (see {summary['out']}/quarantine)")
+    for entry in summary["unreadable_files"]:
+        lines.append(f"  warning: unreadable file left out: {entry['path']}: {entry['problem']}")
     if "val" not in summary["by_split"]:
         lines.append("  warning: the val split is empty; YOLOv5 needs validation images")
     return "\n".join(lines)

@@ -11,6 +11,8 @@ UNKNOWN_SPLIT = "unknown_split"                  # split column/file value is no
 CONFLICTING_SPLIT = "conflicting_split"          # rows of one frame name different splits
 
 # Row-level.
+MALFORMED_ROW = "malformed_row"                  # the reader could not parse it: too few or too many fields
+UNREADABLE_FILE = "unreadable_file"              # a whole input file (zero-byte, corrupt), with on_unreadable_file
 UNKNOWN_CLASS = "unknown_class"
 NULL_COORDINATE = "null_coordinate"
 NON_NUMERIC_COORDINATE = "non_numeric_coordinate"

@@ -21,12 +21,16 @@ def render_index(root: str, stats: Mapping, numbers: Mapping, images: Mapping[st
              f"<style>{_STYLE}</style></head><body><h1>Dataset report</h1><p><code>{escape(root)}</code></p>"]
     if stats:
         parts.append(_table(["run", "value"], [[k, stats[k]] for k in (
-            "rows_in", "boxes_written", "quarantined", "duplicates_dropped", "frames_written", "wall_seconds")
+            "rows_in", "boxes_written", "quarantined", "duplicates_dropped", "boxes_clipped", "frames_written",
+            "wall_seconds")
             if k in stats]))
         by_split = stats.get("by_split", {})
         parts.append(_table(["split", "frames", "background", "boxes", "shards"],
                             [[s, v.get("frames"), v.get("background"), v.get("boxes"), v.get("shards")]
                              for s, v in by_split.items()]))
+        if stats.get("unreadable_files"):
+            parts.append(_table(["unreadable file (left out)", "problem"],
+                                [[u["path"], u["problem"]] for u in stats["unreadable_files"]]))
         if stats.get("frames_by_status"):
             parts.append(_table(["frame status", "frames"], list(map(list, stats["frames_by_status"].items()))))
     classes = numbers.get("classes", {})

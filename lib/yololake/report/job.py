@@ -19,7 +19,7 @@ from yololake.dataset import layout as L
 from yololake.errors import StorageError
 from yololake.report import draw as D
 from yololake.report.main import TILE, aggregate_tables, render, sample_frames, text_boxes
-from yololake.storage import Store, atomic_folder
+from yololake.storage import Store, atomic_folder, describe_error
 
 log = logging.getLogger("yololake.report")
 _SAMPLE_COLUMNS = ("key", "split", "source_image", "width", "height", "text")
@@ -46,8 +46,13 @@ def write_job_report(frames: DataFrame, store: Store, names: Sequence[str], stat
                         for f in sample_frames(frames, split, preview_frames, seed, _SAMPLE_COLUMNS)]
                 for split in numbers["per_frame"]}
     if store.local:
-        with atomic_folder(os.path.join(store.root, L.REPORT)) as tmp:
-            render(tmp, numbers, names, stats, previews, store.display())
+        target = os.path.join(store.root, L.REPORT)
+        try:
+            with atomic_folder(target) as tmp:
+                render(tmp, numbers, names, stats, previews, store.display())
+        except OSError as exc:  # a full disk, a read-only folder: name what was being written
+            raise StorageError(f"cannot write the report {target}: {describe_error(exc)}; nothing was "
+                               "committed. Free space or fix the folder's permissions, then rerun") from None
         return store.display(L.REPORT)
     with tempfile.TemporaryDirectory(prefix="yololake-report-") as tmp:
         render(tmp, numbers, names, stats, previews, store.display())

@@ -23,11 +23,11 @@ from pyspark.sql import functions as F
 from yololake.cli import run_command
 from yololake.dataset import layout as L
 from yololake.dataset.versions import current_folder
-from yololake.errors import DatasetError, UsageError
+from yololake.errors import DatasetError, StorageError, UsageError
 from yololake.report import draw as D
 from yololake.report.html import render_index
 from yololake.spark_session import start_spark
-from yololake.storage import atomic_folder
+from yololake.storage import atomic_folder, describe_error
 
 log = logging.getLogger("yololake.report")
 BINS = 50          # histogram bins per axis (centres, sizes)
@@ -181,8 +181,12 @@ def write_report(spark: SparkSession, out_root: str, preview_frames: int = 16, s
                         for frame in sample_frames(index, split, preview_frames, seed)]
                 for split in numbers["per_frame"]}
     target = os.path.join(root, L.REPORT)
-    with atomic_folder(target) as tmp:
-        render(tmp, numbers, names, stats, previews, root)
+    try:
+        with atomic_folder(target) as tmp:
+            render(tmp, numbers, names, stats, previews, root)
+    except OSError as exc:  # a full disk, a read-only folder: name what was being written
+        raise StorageError(f"cannot write the report {target}: {describe_error(exc)}; nothing of it was "
+                           "kept. Free space or fix the folder's permissions, then run `yololake report`") from None
     log.info("report: %s written after %.1fs", target, time.monotonic() - started)
     return target
 

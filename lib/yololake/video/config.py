@@ -4,9 +4,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from yololake.config import Section, Sections, StorageConfig, fail, load_typed, parse_typed
+from yololake.config import Between, Section, Sections, SparkSettings, StorageConfig, fail, load_typed, parse_typed
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,12 @@ class SegmentsConfig(Section):
 @dataclass(frozen=True)
 class ImageConfig(Section):
     SECTION: ClassVar[str] = "image"
-    quality: int = 90
+    quality: Annotated[int, Between(1, 95)] = 90
     """JPEG quality, 1-95 (Pillow's useful range)."""
     max_side: int = 0
     """Resize so the longer side is at most this many pixels (aspect kept); 0: original size."""
 
     def check(self, key: str) -> None:
-        if not 1 <= self.quality <= 95:
-            fail(f"{key}.quality", f"must be between 1 and 95, got {self.quality}")
         if self.max_side < 0:
             fail(f"{key}.max_side", f"must be 0 (no resize) or a number of pixels, got {self.max_side}")
 
@@ -65,15 +63,13 @@ class InputConfig(Section):
 
 
 @dataclass(frozen=True)
-class ExtractConfig(Sections):
+class ExtractConfig(SparkSettings, Sections):
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     segments: SegmentsConfig = field(default_factory=SegmentsConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     input: InputConfig = field(default_factory=InputConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     """Object-store settings for --videos and --out URLs (as in the build-dataset config)."""
-    spark: dict[str, str] = field(default_factory=dict)
-    """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
 
 
 def parse_extract_config(data: object) -> ExtractConfig:

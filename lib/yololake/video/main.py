@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         config = load_extract_config(args.config, cli_overrides(args))
-        spark = start_spark("yololake-extract-frames", args.master, config.spark)
+        spark = start_spark("yololake-extract-frames", args.master, config.spark, config.spark_ui_bind)
         print(format_summary(run(spark, config, args.videos, args.out, args.overwrite)))
         return 0
 

@@ -86,7 +86,7 @@ def read_videos(spark: SparkSession, videos: str, config: InputConfig, storage: 
     fmt = input_format(videos, config)
     if fmt == "folder":
         return spark.createDataFrame(list_video_files(videos, storage), VIDEOS_SCHEMA)
-    table = read_table(spark, [videos], TableConfig(format=fmt, csv_header=config.csv_header))
+    table = read_table(spark, [videos], TableConfig(format=fmt, csv_header=config.csv_header), what="videos")
     missing = [c for c in (config.id_column, config.uri_column) if c not in table.columns]
     if missing:
         raise InputError(f"--videos table {videos} has no column {missing[0]!r}; it has "

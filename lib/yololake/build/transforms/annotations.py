@@ -6,8 +6,10 @@ from collections.abc import Mapping, Sequence
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from yololake.config import INTEGRAL_PATTERN, integral_text
 from yololake.dataset import reasons as R
 from yololake.errors import InputError
+from yololake.input_files import CORRUPT_RECORD
 from yololake.tables import SOURCE_FILE
 
 COORDS = ("b0", "b1", "b2", "b3")
@@ -19,7 +21,8 @@ def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
     """Select the standard annotation schema; keep the original row as JSON for the quarantine.
 
     Coordinates are parsed with try_cast so "abc" becomes a reason code, not a crash; NaN and
-    infinities count as non-numeric.
+    infinities count as non-numeric. `malformed`: the reader could not parse the row (its raw line is in
+    `_corrupt_record`, which the original row keeps).
     """
     missing = [c for c in (frame_column, class_column, *box_columns, *extra_columns) if c not in df.columns]
     if missing:
@@ -32,10 +35,12 @@ def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
         value = raw.cast("string").try_cast("double")
         finite = value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
         coords += [F.when(finite, value).alias(name), raw.isNull().alias(f"{name}_null")]
+    malformed = F.col(CORRUPT_RECORD).isNotNull() if CORRUPT_RECORD in df.columns else F.lit(False)
     return df.select(
         F.col(f"`{frame_column}`").cast("string").alias("frame_id"),
         F.trim(F.col(f"`{class_column}`").cast("string")).alias("class_raw"),
         *coords,
+        malformed.alias("malformed"),
         *[F.col(f"`{c}`").alias(f"_x_{c}") for c in extra_columns],
         F.col(SOURCE_FILE),
         F.struct(*original).alias("source_row"),  # turned into JSON only for quarantined rows
@@ -43,9 +48,13 @@ def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
 
 
 def map_classes(df: DataFrame, source_to_id: Mapping[str, int]) -> DataFrame:
-    """Add `cls`: the YOLO class id of `class_raw`, null when the value is not in the class map."""
-    pairs = [item for source, cid in source_to_id.items() for item in (F.lit(source), F.lit(cid))]
-    return df.withColumn("cls", F.create_map(*pairs)[F.col("class_raw")])
+    """Add `cls`: the YOLO class id of `class_raw`, null when the value is not in the class map.
+
+    An integral number written as a float matches the whole number ("2.0" is "2", as `integral_text` makes
+    the config's keys)."""
+    pairs = [item for source, cid in source_to_id.items() for item in (F.lit(integral_text(source)), F.lit(cid))]
+    value = F.regexp_replace(F.col("class_raw"), INTEGRAL_PATTERN, "$1")
+    return df.withColumn("cls", F.create_map(*pairs)[value])
 
 
 def _corners(box_format: str, width: Column, height: Column) -> tuple[Column, Column, Column, Column]:
@@ -60,15 +69,17 @@ def _corners(box_format: str, width: Column, height: Column) -> tuple[Column, Co
     raise ValueError(f"unknown box format {box_format!r}")
 
 
-def to_yolo_boxes(df: DataFrame, box_format: str) -> DataFrame:
-    """Add normalised, clipped YOLO columns cx, cy, w, h (rounded to 6 decimals) and `box_reason`.
+def to_yolo_boxes(df: DataFrame, box_format: str, margin: float = 1.0) -> DataFrame:
+    """Add normalised, clipped YOLO columns cx, cy, w, h (rounded to 6 decimals), `clipped` and `box_reason`.
 
     Swapped corners are reordered (the seed's abs() does the same); boxes partly outside the image are
-    clipped to it; boxes fully outside, or with no area left after clipping and rounding, get a reason.
-    Needs columns b0..b3 (+ b*_null), width, height.
+    clipped to it (`clipped`); boxes fully outside, or with a corner more than `margin` image sizes outside
+    (an absurd value such as 1e30 is an error, not a box covering the image), or with no area left after
+    clipping and rounding, get a reason. Needs columns b0..b3 (+ b*_null), width, height.
     """
     x1, y1, x2, y2 = _corners(box_format, F.col("width").cast("double"), F.col("height").cast("double"))
     lo_x, hi_x, lo_y, hi_y = F.least(x1, x2), F.greatest(x1, x2), F.least(y1, y2), F.greatest(y1, y2)
+    far = (lo_x < -margin) | (lo_y < -margin) | (hi_x > 1 + margin) | (hi_y > 1 + margin)
     cx1, cx2 = F.greatest(lo_x, F.lit(0.0)), F.least(hi_x, F.lit(1.0))
     cy1, cy2 = F.greatest(lo_y, F.lit(0.0)), F.least(hi_y, F.lit(1.0))
     w, h = F.round(cx2 - cx1, DECIMALS), F.round(cy2 - cy1, DECIMALS)
@@ -79,7 +90,7 @@ def to_yolo_boxes(df: DataFrame, box_format: str) -> DataFrame:
         any_bad = any_bad | F.col(c).isNull()
     reason = (F.when(any_null, F.lit(R.NULL_COORDINATE))
               .when(any_bad, F.lit(R.NON_NUMERIC_COORDINATE))
-              .when((hi_x <= 0) | (lo_x >= 1) | (hi_y <= 0) | (lo_y >= 1), F.lit(R.BOX_OUTSIDE_IMAGE))
+              .when((hi_x <= 0) | (lo_x >= 1) | (hi_y <= 0) | (lo_y >= 1) | far, F.lit(R.BOX_OUTSIDE_IMAGE))
               .when((w <= 0) | (h <= 0), F.lit(R.ZERO_AREA)))
     return df.select(
         "*",
@@ -87,6 +98,7 @@ def to_yolo_boxes(df: DataFrame, box_format: str) -> DataFrame:
         F.round((cy1 + cy2) / 2, DECIMALS).alias("cy"),
         w.alias("w"),
         h.alias("h"),
+        ((lo_x < 0) | (lo_y < 0) | (hi_x > 1) | (hi_y > 1)).alias("clipped"),
         reason.alias("box_reason"),
     )
 
@@ -112,10 +124,12 @@ def label_line(df: DataFrame) -> DataFrame:
 
 
 def assign_reason(df: DataFrame) -> DataFrame:
-    """Combine frame-level, class and box reasons into one `reason` (first that applies), null when valid."""
+    """Combine the row's, the frame's, the class and the box reasons into one `reason` (first that applies),
+    null when valid. A malformed row comes first: none of its fields can be trusted."""
     return df.withColumn(
         "reason",
         F.coalesce(
+            F.when(F.col("malformed"), F.lit(R.MALFORMED_ROW)),
             F.col("frame_reason"),
             F.when(F.col("cls").isNull(), F.lit(R.UNKNOWN_CLASS)),
             F.col("box_reason"),
