@@ -1,0 +1,222 @@
+"""The build-dataset config (conf/demo.yaml, conf/udacity.yaml): its sections, each checked when constructed.
+
+Rules that need the command line too (--out, --frames) are in `check_run`, which also runs before Spark starts.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from yololake.config import Section, Sections, StorageConfig, TableConfig, fail, load_typed, parse_typed
+from yololake.dataset.layout import SPLITS
+from yololake.storage import is_local
+
+
+@dataclass(frozen=True)
+class AnnotationsConfig(TableConfig):
+    SECTION: ClassVar[str] = "annotations"
+    frame_column: str = "frame"
+    """Column holding the frame id; joined to the manifest and used (minus its image extension) as file key."""
+    class_column: str = "class"
+    box_format: Literal["xyxy_pixel", "xywh_pixel", "cxcywh_normalized"] = "xyxy_pixel"
+    """xyxy_pixel (corners, pixels), xywh_pixel (top-left + size, pixels) or cxcywh_normalized (YOLO-style)."""
+    box_columns: tuple[str, str, str, str] = ("xmin", "ymin", "xmax", "ymax")
+    """The four coordinate columns, in the order the box format names them."""
+
+    def check(self, key: str) -> None:
+        if len(self.box_columns) != 4 or len(set(self.box_columns)) != 4:
+            fail(f"{key}.box_columns", f"needs 4 distinct column names, got {list(self.box_columns)}")
+
+
+@dataclass(frozen=True)
+class FramesConfig(TableConfig):
+    SECTION: ClassVar[str] = "frames"
+    frame_column: str = "frame"
+    image_column: str = "image"
+    width_column: str = "width"
+    height_column: str = "height"
+
+
+@dataclass(frozen=True)
+class ImagesConfig(Section):
+    SECTION: ClassVar[str] = "images"
+    mode: Literal["link", "copy", "none"] = "link"
+    """link: symlink to the source image (fast, source must stay put); copy: a real copy;
+    none: labels and lists only (benchmarks, or images staged by other means)."""
+    extension: str = "jpg"
+    """Extension added to frame ids that carry none, when image paths come from --images."""
+    check_exists: bool = True
+    """Quarantine boxes whose image file does not exist (one existence check per frame)."""
+
+    def check(self, key: str) -> None:
+        if not self.extension or "/" in self.extension or self.extension.startswith("."):
+            fail(f"{key}.extension", f"{self.extension!r} must be a bare extension such as jpg")
+
+
+@dataclass(frozen=True)
+class ImageSizeConfig(Section):
+    """Image size used when there is no frame manifest (the Udacity 480x300 case)."""
+
+    SECTION: ClassVar[str] = "image_size"
+    width: int = 0
+    height: int = 0
+
+    def check(self, key: str) -> None:
+        for name in ("width", "height"):
+            if getattr(self, name) < 0:
+                fail(f"{key}.{name}", f"must be a positive number of pixels, got {getattr(self, name)}")
+
+    @property
+    def given(self) -> bool:
+        return bool(self.width and self.height)
+
+
+@dataclass(frozen=True)
+class ClassesConfig(Section):
+    SECTION: ClassVar[str] = "classes"
+    names: tuple[str, ...] = ()
+    """Class names; list order is the YOLO class id."""
+    map: dict[str, str] = field(default_factory=dict)
+    """Source class value -> name. Empty: source values are the names themselves."""
+
+    def check(self, key: str) -> None:
+        if not self.names:
+            fail(f"{key}.names", "must list at least one class name")
+        dupes = sorted({n for n in self.names if self.names.count(n) > 1})
+        if dupes:
+            fail(f"{key}.names", f"names must be unique, repeated: {', '.join(dupes)}")
+        for source, name in self.map.items():
+            if name not in self.names:
+                fail(f"{key}.map.{source}", f"maps to {name!r}, which is not in {key}.names {list(self.names)}")
+
+    def source_to_id(self) -> dict[str, int]:
+        """Source value (as text) -> YOLO class id."""
+        ids = {name: i for i, name in enumerate(self.names)}
+        if not self.map:
+            return dict(ids)
+        return {source: ids[name] for source, name in self.map.items()}
+
+
+@dataclass(frozen=True)
+class SplitConfig(Section):
+    SECTION: ClassVar[str] = "split"
+    mode: Literal["hash", "column", "source_file"] = "hash"
+    """hash: of `column` (a group such as the video id) with `ratios` and `seed`;
+    column: read from `column`, mapped through `values`; source_file: from the file name via `files`."""
+    column: str = ""
+    ratios: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    seed: int = 0
+    values: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def check(self, key: str) -> None:
+        for mapping_key, mapping in (("ratios", self.ratios), ("values", self.values), ("files", self.files)):
+            for split in mapping if mapping_key == "ratios" else mapping.values():
+                if split not in SPLITS:
+                    fail(f"{key}.{mapping_key}", f"{split!r} is not one of {', '.join(SPLITS)}")
+        if self.mode in ("hash", "column") and not self.column:
+            fail(f"{key}.column", f"is required with mode {self.mode}")
+        if self.mode == "source_file" and not self.files:
+            fail(f"{key}.files", "is required with mode source_file: map each annotation file name to a split")
+        if self.mode == "hash":
+            if any(r < 0 for r in self.ratios.values()):
+                fail(f"{key}.ratios", f"must not be negative, got {self.ratios}")
+            total = sum(self.ratios.values())
+            if not math.isclose(total, 1.0, abs_tol=1e-9):
+                fail(f"{key}.ratios", f"must sum to 1, got {total:g} from {self.ratios}")
+
+
+@dataclass(frozen=True)
+class BackgroundConfig(Section):
+    """Frames in the manifest without boxes."""
+
+    SECTION: ClassVar[str] = "background"
+    policy: Literal["keep", "drop", "sample"] = "keep"
+    """keep: all, with an empty label file; drop: none; sample: a deterministic `fraction` of them."""
+    fraction: float = 0.1
+
+    def check(self, key: str) -> None:
+        if not 0.0 <= self.fraction <= 1.0:
+            fail(f"{key}.fraction", f"must be between 0 and 1, got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class OutputConfig(Section):
+    SECTION: ClassVar[str] = "output"
+    frames_per_shard: int = 10_000
+    """Most frames in one shard folder: no folder of a million files."""
+    layout: Literal["files", "shard_archive"] = "files"
+    """files: one label file per frame; shard_archive: one tar per shard (labels/<split>/<shard>.tar),
+    about a hundred objects for a million frames instead of a million. The launcher unpacks it."""
+    archive_images: bool = False
+    """shard_archive only: put the images in the shard's tar too (else they follow images.mode)."""
+
+    def check(self, key: str) -> None:
+        if self.frames_per_shard < 1:
+            fail(f"{key}.frames_per_shard", f"must be at least 1, got {self.frames_per_shard}")
+        if self.archive_images and self.layout != "shard_archive":
+            fail(f"{key}.archive_images", "needs layout: shard_archive")
+
+
+@dataclass(frozen=True)
+class QuarantineConfig(Section):
+    SECTION: ClassVar[str] = "quarantine"
+    max_fraction: float = 0.05
+    """Fail, committing nothing, when more than this fraction of annotation rows is quarantined."""
+
+    def check(self, key: str) -> None:
+        if not 0.0 <= self.max_fraction <= 1.0:
+            fail(f"{key}.max_fraction", f"must be between 0 and 1, got {self.max_fraction}")
+
+
+@dataclass(frozen=True)
+class ReportConfig(Section):
+    """The dataset report (charts, preview mosaics, index.html) rendered into OUT/report/ by the job."""
+
+    SECTION: ClassVar[str] = "report"
+    enabled: bool = True
+    preview_frames: int = 16
+    """Frames per split drawn with their boxes in the preview mosaics."""
+
+    def check(self, key: str) -> None:
+        if self.preview_frames < 0:
+            fail(f"{key}.preview_frames", f"must be 0 or more, got {self.preview_frames}")
+
+
+@dataclass(frozen=True)
+class JobConfig(Sections):
+    classes: ClassesConfig
+    annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
+    frames: FramesConfig = field(default_factory=FramesConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
+    image_size: ImageSizeConfig = field(default_factory=ImageSizeConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    spark: dict[str, str] = field(default_factory=dict)
+    """Extra Spark settings for the session this job creates (spark-submit --conf wins)."""
+
+
+def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:
+    """The rules between the config and the command line; checked before Spark starts."""
+    if config.images.mode == "link" and not config.output.archive_images and not is_local(out):
+        fail("images.mode", f"link writes symlinks, which an object store cannot hold, and --out {out} is not "
+                            "a local path; set images.mode: copy (or none), or write to a local --out")
+    if not frames and not config.image_size.given:
+        fail("image_size", "no --frames manifest gives the image sizes: set image_size.width and "
+                           "image_size.height (e.g. 480 and 300 for Udacity) or pass --frames")
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
+    """The build-dataset config."""
+    return load_typed(JobConfig, path, overrides)
+
+
+def parse_config(data: object) -> JobConfig:
+    return parse_typed(JobConfig, data)
