@@ -7,13 +7,10 @@ come back as an `error` value instead of an exception, so Spark does not multipl
 """
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import os
-import shutil
 import tarfile
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
