@@ -120,11 +120,12 @@ def _pillow(fp, decode: bool) -> tuple[str, int, int, int]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DecompressionBombWarning, malformed MPO: the error path decides
         with Image.open(fp) as im:
-            fmt, (width, height) = (im.format or "").lower(), im.size
-            try:
-                orientation = int(im.getexif().get(0x0112, 1))
-            except Exception:  # noqa: BLE001 - YOLOv5's exif_size ignores an unreadable EXIF block too
-                orientation = 1
+            fmt, (width, height), orientation = (im.format or "").lower(), im.size, 1
+            if "exif" in im.info:  # found while opening (JPEG, WebP, PNG before its pixels): no decode needed
+                try:
+                    orientation = int(im.getexif().get(0x0112, 1))
+                except Exception:  # noqa: BLE001, S110 - YOLOv5's exif_size ignores an unreadable EXIF block too
+                    pass
             if decode:
                 if fmt in ("jpeg", "mpo"):
                     im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))  # the whole scan, 1/8 IDCT
