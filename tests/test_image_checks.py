@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from pyspark.sql import functions as F
 from yololake.build.config import load_config
 from yololake.build.image_facts import check_images, image_facts, jpeg_header
 from yololake.build.main import run
@@ -201,3 +202,35 @@ def test_images_on_s3_are_checked_in_one_get_each(s3_bucket):
     assert (facts[0].image_format, facts[0].stored_width, facts[0].stored_height, facts[0].orientation,
             facts[0].image_bytes) == ("jpeg", W, H, 1, len(_jpeg()))
     assert facts[3].image_format == "png" and facts[5].image_format is None
+
+
+def test_a_given_size_is_checked_against_the_displayed_one(spark):
+    from yololake.build.transforms.frames import apply_image_facts
+
+    rows = [  # frame_id, width, height (given), frame_reason, stored_width, stored_height, orientation, image_reason
+        ("same", 480, 300, None, 480, 300, 1, None),
+        ("turned", 480, 300, None, 300, 480, 6, None),        # shown 480x300: what the labels were drawn on
+        ("stored_given", 300, 480, None, 300, 480, 8, None),  # the manifest gave the stored size, not the shown one
+        ("mirrored", 300, 480, None, 480, 300, 5, None),      # 5 and 7 turn a quarter too
+        ("other", 640, 400, None, 480, 300, 1, None),
+        ("bad", 480, 300, None, None, None, None, R.CORRUPT_IMAGE),
+        ("flagged", 480, 300, R.UNSAFE_FRAME_ID, None, None, None, None),
+    ]
+    frames = spark.createDataFrame(rows, "frame_id string, width int, height int, frame_reason string, "
+                                         "stored_width int, stored_height int, orientation int, image_reason string")
+
+    def outcome(df, sizes_given, policy):
+        return {r.frame_id: (r.frame_reason, r.width, r.height)
+                for r in apply_image_facts(df, sizes_given, policy).collect()}
+
+    mismatch = R.IMAGE_SIZE_MISMATCH
+    assert outcome(frames, True, "quarantine") == {
+        "same": (None, 480, 300), "turned": (None, 480, 300), "stored_given": (mismatch, 480, 300),
+        "mirrored": (None, 300, 480), "other": (mismatch, 480, 300), "bad": (R.CORRUPT_IMAGE, 480, 300),
+        "flagged": (R.UNSAFE_FRAME_ID, 480, 300)}
+    trusted = outcome(frames, True, "trust_image")
+    assert trusted["stored_given"] == trusted["other"] == (None, 480, 300)
+    unknown = outcome(frames.withColumn("width", F.lit(None).cast("int")).withColumn("height", F.lit(None).cast("int")),
+                      False, "quarantine")
+    assert unknown["other"] == (None, 480, 300) and unknown["turned"] == (None, 480, 300)
+    assert unknown["bad"] == (R.CORRUPT_IMAGE, None, None)
