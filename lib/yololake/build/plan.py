@@ -102,6 +102,16 @@ def images_root(inputs: JobInputs) -> str:
     return os.path.abspath(local) if local is not None else root
 
 
+def read_images(frames: DataFrame, config: JobConfig, sizes_given: bool) -> DataFrame:
+    """Each frame's image read where it lives: its facts, displayed size and reason (null facts when
+    images.check_exists is false)."""
+    images = config.images
+    if not images.check_exists:
+        return no_image_facts(frames).drop("image_reason")
+    return apply_image_facts(add_image_facts(frames, config.storage, images.decode), sizes_given,
+                             images.size_mismatch)
+
+
 def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Plan:
     ann_cfg, split = config.annotations, config.split
     paths = annotation_paths(inputs.annotations, config)
@@ -141,14 +151,7 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
     frames = check_frames(frames, sizes_given)
     frames = (assign_split_by_hash(frames, split.ratios, split.seed) if split.mode == "hash"
               else assign_split_from_values(frames, split.values if split.mode == "column" else split.files))
-    frames = frames.drop("hint", "hints")
-    if config.images.check_exists:
-        images = config.images
-        frames = apply_image_facts(add_image_facts(frames, config.storage, images.decode), sizes_given,
-                                   images.size_mismatch)
-    else:
-        frames = no_image_facts(frames).drop("image_reason")
-    frames = frames.persist()
+    frames = read_images(frames.drop("hint", "hints"), config, sizes_given).persist()
 
     boxes = ann.join(frames.select("frame_id", "key", "width", "height", "split", "frame_reason"),
                      on="frame_id", how="left")
