@@ -69,6 +69,7 @@ class _HashingWriter:
 def _index_part(frames: pd.DataFrame, labels: dict[str, bytes], digests: dict[str, str]) -> bytes:
     """The shard's index part: the frame facts, the copies' sha256 and the labels as YOLOv5 parses them."""
     frames = frames.rename(columns={"image_uri": "source_image"}).assign(
+        **{c: None for c in L.IMAGE_FACT_COLUMNS if c not in frames.columns},
         image_sha256=[digests.get(f"{k}.{e}") for k, e in zip(frames["key"], frames["ext"])],
         yolo_labels=[L.yolo_labels(labels[f"{k}.txt"].decode("utf-8")).ravel() for k in frames["key"]])
     table = pa.Table.from_pandas(frames[list(L.INDEX_COLUMNS)], schema=L.index_schema(), preserve_index=False)
@@ -146,7 +147,7 @@ def write_shard(frames: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
     """Write the frames of one (split, shard); return its manifest row (with `error` on a storage failure).
 
     Columns used: split, shard, key, ext, image_uri, labels (text, "" for background), box_count, and the
-    index columns.
+    index columns (the image facts may be absent: null in the index).
     """
     split, shard = safe_name(str(frames["split"].iloc[0])), safe_name(str(frames["shard"].iloc[0]))
     frames = frames.sort_values("key", kind="stable").reset_index(drop=True)

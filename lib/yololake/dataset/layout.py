@@ -41,6 +41,8 @@ orientation 5-8 swaps the stored sides). image_format, stored_width/height, orie
 image_bytes: what the job read from the source image (null when images.check_exists is false).
 image_sha256: of the bytes the job copied (images.mode copy, archived images). yolo_labels: the label file as
 YOLOv5's verify_image_label parses it (float32, n rows of 5, flattened): the label cache's content."""
+IMAGE_FACT_COLUMNS = ("image_format", "stored_width", "stored_height", "orientation", "image_bytes")
+"""The index columns the job reads from each source image (all null when it reads none)."""
 
 
 def index_schema():
