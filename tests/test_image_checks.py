@@ -234,3 +234,12 @@ def test_a_given_size_is_checked_against_the_displayed_one(spark):
                       False, "quarantine")
     assert unknown["other"] == (None, 480, 300) and unknown["turned"] == (None, 480, 300)
     assert unknown["bad"] == (R.CORRUPT_IMAGE, None, None)
+
+
+def test_a_header_past_the_first_reads_is_read_whole(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "camera.jpg"  # a 70 KB ICC profile: the header ends past the first 4 KiB and 64 KiB reads
+    path.write_bytes(_jpeg(exif=exif.tobytes(), icc_profile=b"\0" * 70_000))
+    facts = image_facts(str(path), StorageConfig())
+    assert facts == ("jpeg", W, H, 6, path.stat().st_size, None)

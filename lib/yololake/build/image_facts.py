@@ -7,7 +7,9 @@ end-of-image marker (YOLOv5 rewrites such a file in place; we quarantine it). `d
 
 A baseline or progressive JPEG's header is read by a marker walk over its first bytes (`jpeg_header`:
 the frame size, and the orientation from EXIF IFD0): Pillow's open reads a JPEG byte by byte and costs
-~5x more. Every other format, and any JPEG the walk does not fully understand, is opened with Pillow.
+several times more. Every other format, and any JPEG the walk does not fully understand, is opened with Pillow.
+Local files are read by one thread, `READ_AHEAD` files opened early with posix_fadvise(WILLNEED) so that
+the disk reads overlap; remote ones in one GET each, `REMOTE_THREADS` at a time per task.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import io
 import os
 import struct
 import warnings
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
@@ -31,10 +34,13 @@ from yololake.storage import filesystem, local_path
 FACT_FIELDS = (StructField("image_format", StringType()), StructField("stored_width", IntegerType()),
                StructField("stored_height", IntegerType()), StructField("orientation", IntegerType()),
                StructField("image_bytes", LongType()), StructField("image_reason", StringType()))
-HEAD_BYTES = 1 << 16   # a local JPEG's header nearly always fits (an EXIF segment is at most 64 KiB)
+FIRST_READ = 1 << 12   # a JPEG's header without a large EXIF block fits
+HEAD_BYTES = 1 << 16   # with one too, nearly always (one EXIF segment is at most 64 KiB); read ahead locally
 MIN_SIDE = 10          # YOLOv5: "image size <10 pixels" is corrupt
 _INTS = ("stored_width", "stored_height", "orientation", "image_bytes")
-_CHUNK = 32            # images per thread-pool item: a future per image would cost more than the work
+READ_AHEAD = 64        # local images opened (and their bytes asked of the kernel) before the one parsed
+REMOTE_THREADS = 16    # concurrent GETs per Spark task
+_WILLNEED = getattr(os, "POSIX_FADV_WILLNEED", None)  # Linux; elsewhere the reads just do not overlap
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SEGMENTS = frozenset(range(0xC0, 0xD0)) | {0xDB, 0xDD} | frozenset(range(0xE0, 0xF0)) | {0xFE}
 
@@ -135,19 +141,25 @@ def _pillow(fp, decode: bool) -> tuple[str, int, int, int]:
     return fmt, width, height, orientation
 
 
-def facts_from(head: bytes, read_all, size: int, tail: bytes, decode: bool) -> Facts:
-    """The facts of one image from its first bytes (`read_all()` gives every byte when those are not enough)."""
-    try:
+def _walk(read, size: int) -> tuple[int, int, int] | None:
+    """jpeg_header over the first 4 KiB, else 64 KiB, else every byte (a large EXIF thumbnail or ICC profile)."""
+    for n in (FIRST_READ, HEAD_BYTES, size):
         try:
-            header = None if decode else jpeg_header(head)
+            return jpeg_header(read(n))
         except NeedMore:
-            head = read_all()
-            header = jpeg_header(head) if len(head) == size else None
+            if n >= size:
+                return None
+    return None
+
+
+def facts_from(read, size: int, tail: bytes, decode: bool) -> Facts:
+    """The facts of one image of `size` bytes ending in `tail`; `read(n)` gives its first n bytes."""
+    try:
+        header = None if decode else _walk(read, size)
         if header:
             fmt, (width, height, orientation) = "jpeg", header
         else:
-            data = head if len(head) == size else read_all()
-            fmt, width, height, orientation = _pillow(io.BytesIO(data), decode)
+            fmt, width, height, orientation = _pillow(io.BytesIO(read(size)), decode)
     except Exception:  # noqa: BLE001 - whatever Pillow raises on a damaged file, YOLOv5 counts it as corrupt
         return Facts(image_bytes=size, image_reason=R.CORRUPT_IMAGE)
     reason = None
@@ -160,29 +172,61 @@ def facts_from(head: bytes, read_all, size: int, tail: bytes, decode: bool) -> F
     return Facts(fmt, width, height, orientation, size, reason)
 
 
-def _local_facts(path: str, decode: bool) -> Facts:
+def _open(path: str) -> tuple[int, int] | Facts:
+    """(fd, size), with the kernel asked to read the first HEAD_BYTES and the last 2 bytes ahead; or the
+    Facts of a file that cannot be opened."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return Facts(image_reason=R.IMAGE_MISSING)
     except OSError:
-        return Facts(image_reason=R.CORRUPT_IMAGE)  # a folder, no permission: unreadable
+        return Facts(image_reason=R.CORRUPT_IMAGE)  # no permission, a name too long: unreadable
     try:
         size = os.fstat(fd).st_size
-        head = os.pread(fd, HEAD_BYTES, 0)
-        tail = os.pread(fd, 2, size - 2) if size >= 2 else b""
-        return facts_from(head, lambda: os.pread(fd, size, 0), size, tail, decode)
+        if _WILLNEED is not None:
+            os.posix_fadvise(fd, 0, HEAD_BYTES, _WILLNEED)
+            if size > HEAD_BYTES:
+                os.posix_fadvise(fd, size - 2, 2, _WILLNEED)
     except OSError:
+        os.close(fd)
+        return Facts(image_reason=R.CORRUPT_IMAGE)
+    return fd, size
+
+
+def _read(opened: tuple[int, int] | Facts, decode: bool) -> Facts:
+    """The facts of an `_open`ed file, which is then closed."""
+    if isinstance(opened, Facts):
+        return opened
+    fd, size = opened
+    try:
+        tail = os.pread(fd, 2, size - 2) if size >= 2 else b""
+        return facts_from(lambda n: os.pread(fd, n, 0), size, tail, decode)
+    except OSError:  # a folder, an I/O error
         return Facts(image_reason=R.CORRUPT_IMAGE)
     finally:
         os.close(fd)
 
 
-def image_facts(uri: str, storage: StorageConfig, decode: bool = False) -> Facts:
-    """Read one image's facts: a local file by its first 64 KiB and last 2 bytes, a remote one in one GET."""
-    local = local_path(uri)
-    if local is not None:
-        return _local_facts(local, decode)
+def local_facts(paths: list[str], decode: bool, ahead: int = READ_AHEAD) -> list[Facts]:
+    """Local images in order, each opened `ahead` images early so that the disk reads overlap (kernel
+    read-ahead, posix_fadvise WILLNEED) while one thread parses: no GIL hand-offs between threads."""
+    pending: deque = deque()
+    out = []
+    try:
+        for path in paths:
+            pending.append(_open(path))
+            if len(pending) > ahead:
+                out.append(_read(pending.popleft(), decode))
+        while pending:
+            out.append(_read(pending.popleft(), decode))
+    finally:
+        for opened in pending:  # only after an exception
+            if not isinstance(opened, Facts):
+                os.close(opened[0])
+    return out
+
+
+def _remote_facts(uri: str, storage: StorageConfig, decode: bool) -> Facts:
     fs, path = filesystem(uri, storage)
     try:
         data = fs.cat_file(path)
@@ -190,22 +234,32 @@ def image_facts(uri: str, storage: StorageConfig, decode: bool = False) -> Facts
         return Facts(image_reason=R.IMAGE_MISSING)
     except PermissionError:
         return Facts(image_reason=R.CORRUPT_IMAGE)  # unreadable; other storage errors fail the task
-    return facts_from(data, lambda: data, len(data), data[-2:], decode)
+    return facts_from(lambda n: data[:n], len(data), data[-2:], decode)
 
 
-def check_images(uris: list, storage: StorageConfig, decode: bool, threads: int) -> list[Facts]:
-    """Facts for each uri (None: not checked), read by `threads` threads: I/O waits overlap, parsing is short."""
-    def chunk(part: list) -> list[Facts]:
-        return [image_facts(u, storage, decode) if isinstance(u, str) else Facts() for u in part]
-
-    parts = [uris[i:i + _CHUNK] for i in range(0, len(uris), _CHUNK)]
-    if threads <= 1 or len(parts) <= 1:
-        return [f for part in parts for f in chunk(part)]
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return [f for done in pool.map(chunk, parts) for f in done]
+def image_facts(uri: str, storage: StorageConfig, decode: bool = False) -> Facts:
+    """One image's facts: a local file by its first bytes (4 KiB, more when the header needs) and last 2, a
+    remote one in one GET."""
+    local = local_path(uri)
+    return _read(_open(local), decode) if local is not None else _remote_facts(uri, storage, decode)
 
 
-def add_image_facts(frames: DataFrame, storage: StorageConfig, decode: bool = False, threads: int = 8,
+def check_images(uris: list, storage: StorageConfig, decode: bool, threads: int = REMOTE_THREADS) -> list[Facts]:
+    """Facts for each uri (None: not checked): local files in one thread with read-ahead, remote ones by
+    `threads` threads (each waits on its GET)."""
+    facts = [Facts()] * len(uris)
+    local = [(i, local_path(u)) for i, u in enumerate(uris) if isinstance(u, str) and local_path(u) is not None]
+    for (i, _), f in zip(local, local_facts([p for _, p in local], decode)):
+        facts[i] = f
+    remote = [(i, u) for i, u in enumerate(uris) if isinstance(u, str) and local_path(u) is None]
+    if remote:
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            for (i, _), f in zip(remote, pool.map(lambda u: _remote_facts(u, storage, decode), (u for _, u in remote))):
+                facts[i] = f
+    return facts
+
+
+def add_image_facts(frames: DataFrame, storage: StorageConfig, decode: bool = False, threads: int = REMOTE_THREADS,
                     check_column: str = "frame_reason") -> DataFrame:
     """Add the FACT_FIELDS columns, read per partition for the frames whose `check_column` is null."""
     schema = StructType(frames.schema.fields + list(FACT_FIELDS))
