@@ -208,20 +208,23 @@ def fetch_all(uris: list[str], endpoint: str) -> None:
         list(pool.map(fs.cat_file, uris))
 
 
-def until_first_step(cmd: list[str], env: dict, log: str) -> float:
-    """Seconds from starting `cmd` to YOLOv5's first loss line; the trainer is then stopped."""
+def until_first_step(cmd: list[str], env: dict, log: str) -> tuple[float, float]:
+    """Seconds from starting `cmd` to YOLOv5's "Starting training" (its loaders built) and to its first loss
+    line; the trainer is then stopped."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    seen = b""
+    seen, ready = b"", None
     with open(log, "wb") as out:
         while chunk := os.read(proc.stdout.fileno(), 65536):
             out.write(chunk)
             seen += chunk
-            if b"Starting training" in seen and FIRST_STEP.search(seen.split(b"Starting training", 1)[1]):
+            if ready is None and b"Starting training" in seen:
+                ready = time.perf_counter() - started
+            if ready is not None and FIRST_STEP.search(seen.split(b"Starting training", 1)[1]):
                 elapsed = time.perf_counter() - started
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()
-                return elapsed
+                return ready, elapsed
     raise RuntimeError(f"{' '.join(cmd[:4])}... exited ({proc.wait()}) before its first training step; see {log}")
 
 
@@ -261,12 +264,13 @@ def part_b(args, lake: str, files: list[str], cold: bool) -> None:
                 os.remove(path)  # every run starts without a cache: ours prebuilds it, YOLOv5 scans
             if cold:
                 drop_pages(files)
-            elapsed = until_first_step(cmd, env, os.path.join(args.dir, f"{name.split()[0]}.log"))
+            ready, first = until_first_step(cmd, env, os.path.join(args.dir, f"{name.split()[0]}.log"))
             if cold or attempt:
-                times.append(elapsed)
-        medians.append(statistics.median(times))
-        print(f"  {name:40s} {medians[-1]:7.1f}s   runs: {', '.join(f'{t:.1f}s' for t in times)}", flush=True)
-    print(f"  ratio: {medians[1] / medians[0]:.1f}x faster start (goal >= 10x)")
+                times.append((ready, first))
+        medians.append(statistics.median(t[1] for t in times))
+        print(f"  {name:38s} first step {medians[-1]:6.1f}s, loaders built {statistics.median(t[0] for t in times):6.1f}s"
+              f"   runs: {', '.join(f'{r:.1f}/{f:.1f}s' for r, f in times)}", flush=True)
+    print(f"  ratio: {medians[1] / medians[0]:.2f}x faster start (goal >= 10x)")
 
 
 def main() -> int:
