@@ -96,7 +96,7 @@ def main() -> int:
     scan = time.perf_counter() - t
     os.remove(cache)
     t = time.perf_counter()
-    summary = label_cache.build(list_file, args.dir, label_cache.read_sizes(args.dir))
+    summary = label_cache.build(list_file, args.dir, label_cache.read_index(args.dir))
     built = time.perf_counter() - t
     mtime = os.stat(cache).st_mtime_ns
     LoadImagesAndLabels(list_file, img_size=640, batch_size=16, workers=8)

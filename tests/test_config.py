@@ -202,10 +202,21 @@ def test_link_images_with_an_object_store_out_fail_before_spark(tmp_path):
         "s3://bucket/datasets/v1 is not a local path; set images.mode: copy (or none), or write to a local --out"]
 
 
-def test_no_manifest_and_no_image_size_fail_before_spark(tmp_path):
-    done = _job_without_java(tmp_path, "--config", "demo.yaml", "--out", str(tmp_path / "out"))
+def test_no_manifest_no_image_size_and_no_image_reads_fail_before_spark(tmp_path):
+    done = _job_without_java(tmp_path, "--config", "demo.yaml", "--out", str(tmp_path / "out"),
+                             "--set", "images.check_exists=false")
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
-        "build_dataset: error: image_size: no --frames manifest gives the image sizes: set image_size.width and "
-        "image_size.height (e.g. 480 and 300 for Udacity) or pass --frames"]
+        "build_dataset: error: image_size: no --frames manifest gives the image sizes and images.check_exists is "
+        "false, so no image is read: set image_size.width and image_size.height (e.g. 480 and 300 for Udacity), "
+        "pass --frames, or set images.check_exists: true"]
     assert not (tmp_path / "out").exists()
+
+
+def test_sizes_from_the_images_need_no_image_size():
+    from yololake.build.config import check_run
+
+    base = {"classes": {"names": ["car"]}, "split": {"column": "video"}}
+    check_run(parse_config(base), "/tmp/out", [])  # the images are read: no error
+    with pytest.raises(ConfigError, match="images.decode: needs images.check_exists: true"):
+        check_run(parse_config({**base, "images": {"check_exists": False, "decode": True}}), "/tmp/out", ["f.parquet"])

@@ -1,4 +1,4 @@
 """The build-dataset job: annotations (+ frame manifest) -> a YOLO dataset folder (`main`).
 
-readers -> plan (transforms/annotations, transforms/frames, images) -> shard_writer -> summary -> commit.
+readers -> plan (transforms/annotations, transforms/frames, image_facts) -> shard_writer (images) -> summary -> commit.
 """

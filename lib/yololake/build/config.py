@@ -66,7 +66,15 @@ class ImagesConfig(Section):
     extension: str = "jpg"
     """Extension added to frame ids that carry none, when image paths come from --images."""
     check_exists: bool = True
-    """Quarantine boxes whose image file does not exist (one existence check per frame)."""
+    """Open every frame's image where it lives (header only) inside Spark tasks: its format, size and EXIF
+    orientation go to the index, and a missing, damaged, too small or mis-sized image quarantines the frame.
+    false: no image is opened (sizes must come from --frames or image_size)."""
+    decode: bool = False
+    """Also decode every image fully (JPEG at 1/8 scale: the whole scan, a cheaper IDCT): ~100x the header
+    read, and it catches only what Pillow refuses to decode (a header read already catches truncation)."""
+    size_mismatch: Literal["quarantine", "trust_image"] = "quarantine"
+    """When the manifest or image_size disagrees with the image's displayed size: quarantine the frame, or
+    trust the image (its size normalises the boxes)."""
 
     def check(self, key: str) -> None:
         if not self.extension or "/" in self.extension or self.extension.startswith("."):
@@ -75,7 +83,8 @@ class ImagesConfig(Section):
 
 @dataclass(frozen=True)
 class ImageSizeConfig(Section):
-    """Image size used when there is no frame manifest (the Udacity 480x300 case)."""
+    """Every image's displayed size, asserted when there is no frame manifest (the Udacity 480x300 case);
+    optional: without it the sizes come from the images."""
 
     SECTION: ClassVar[str] = "image_size"
     width: int = 0
@@ -218,9 +227,12 @@ def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:
     if config.images.mode == "link" and not config.output.archive_images and not is_local(out):
         fail("images.mode", f"link writes symlinks, which an object store cannot hold, and --out {out} is not "
                             "a local path; set images.mode: copy (or none), or write to a local --out")
-    if not frames and not config.image_size.given:
-        fail("image_size", "no --frames manifest gives the image sizes: set image_size.width and "
-                           "image_size.height (e.g. 480 and 300 for Udacity) or pass --frames")
+    if not frames and not config.image_size.given and not config.images.check_exists:
+        fail("image_size", "no --frames manifest gives the image sizes and images.check_exists is false, so no "
+                           "image is read: set image_size.width and image_size.height (e.g. 480 and 300 for "
+                           "Udacity), pass --frames, or set images.check_exists: true")
+    if config.images.decode and not config.images.check_exists:
+        fail("images.decode", "needs images.check_exists: true (no image is opened without it)")
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:

@@ -152,7 +152,7 @@ def _write_shards(plan: Plan, config: JobConfig, store: Store, split_counts: dic
     spec = ShardSpec(store, config.images.mode, config.output.layout, config.output.archive_images)
     # About one task per shard: an explicit partition count, which adaptive execution does not coalesce.
     shards = (sharded.select("split", "shard", "key", "ext", "image_uri", "labels", "box_count", "frame_id",
-                             "width", "height", "status")
+                             "width", "height", "status", *L.IMAGE_FACT_COLUMNS)
               .repartition(max(1, sum(buckets.values())), "split", "shard")
               .groupBy("split", "shard")
               .applyInPandas(shard_writer(spec), SHARD_SCHEMA)

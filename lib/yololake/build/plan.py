@@ -1,7 +1,7 @@
 """The build-dataset plan: read the inputs, then pure transforms up to "frames to write" and "quarantine".
 
 Nothing here writes; `build.main` runs the plan and writes. Every step is a Spark expression except
-the image existence check (a file-system call per frame).
+the image check (`image_facts`: each image's header read where it lives, per partition).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from yololake.build.config import JobConfig
-from yololake.build.images import add_image_exists
+from yololake.build.image_facts import add_image_facts, no_image_facts
 from yololake.build.transforms.annotations import (
     assign_reason,
     label_line,
@@ -24,6 +24,7 @@ from yololake.build.transforms.annotations import (
     to_yolo_boxes,
 )
 from yololake.build.transforms.frames import (
+    apply_image_facts,
     assign_split_by_hash,
     assign_split_from_values,
     check_frames,
@@ -54,7 +55,8 @@ class Plan:
     """Every annotation row: frame_id, split, line (valid rows), reason (null = valid); rejected rows also
     class_raw, source_file and source_row (JSON)."""
     frames: DataFrame
-    """Every frame: key, ext, image_uri, width, height, split, box_count, labels, annotated, status."""
+    """Every frame: key, ext, image_uri, width, height (displayed), split, box_count, labels, annotated, status,
+    and the image facts (image_format, stored_width, stored_height, orientation, image_bytes)."""
     cached: tuple[DataFrame, ...] = ()
     """What building the plan persisted, released by `release`."""
     unreadable: tuple[Unreadable, ...] = ()
@@ -120,6 +122,16 @@ def images_root(inputs: JobInputs) -> str:
     return os.path.abspath(local) if local is not None else root
 
 
+def read_images(frames: DataFrame, config: JobConfig, sizes_given: bool) -> DataFrame:
+    """Each frame's image read where it lives: its facts, displayed size and reason (null facts when
+    images.check_exists is false)."""
+    images = config.images
+    if not images.check_exists:
+        return no_image_facts(frames).drop("image_reason")
+    return apply_image_facts(add_image_facts(frames, config.storage, images.decode), sizes_given,
+                             images.size_mismatch)
+
+
 def read_inputs(spark: SparkSession, config: JobConfig,
                 inputs: JobInputs) -> tuple[list[str], InputTable, DataFrame | None]:
     """The annotation paths read, the annotation table and the frame manifest (None without --frames)."""
@@ -154,9 +166,11 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
         frames = frames_from_manifest(manifest, fc.frame_column, fc.image_column, fc.width_column,
                                       fc.height_column, root, split.column if hint_in_manifest else None)
         frames = frames.withColumn("hints", F.when(F.col("hint").isNotNull(), F.array("hint")))
-    else:
-        size = config.image_size  # given: build.config.check_run refuses a run with neither
-        frames = frames_from_annotations(parsed, root, config.images.extension, size.width, size.height)
+    else:  # without image_size the sizes come from the images (build.config.check_run makes sure they are read)
+        size = config.image_size
+        frames = frames_from_annotations(parsed, root, config.images.extension, size.width or None,
+                                         size.height or None)
+    sizes_given = manifest is not None or config.image_size.given
     if not hint_in_manifest:
         value = (F.regexp_extract(F.col(SOURCE_FILE), r"([^/]+)$", 1) if split.mode == "source_file"
                  else F.col(f"_x_{split.column}").cast("string"))
@@ -164,13 +178,10 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
         frames = (frames.drop("hints").join(hints, on="frame_id", how="left")
                   .withColumn("hint", F.col("hints")[0]))
 
-    frames = check_frames(frames)
+    frames = check_frames(frames, sizes_given)
     frames = (assign_split_by_hash(frames, split.ratios, split.seed) if split.mode == "hash"
               else assign_split_from_values(frames, split.values if split.mode == "column" else split.files))
-    if config.images.check_exists:
-        frames = add_image_exists(frames, config.storage).withColumn("frame_reason", F.coalesce(
-            "frame_reason", F.when(~F.col("image_exists"), F.lit(R.IMAGE_MISSING)))).drop("image_exists")
-    frames = frames.drop("hint", "hints").persist()
+    frames = read_images(frames.drop("hint", "hints"), config, sizes_given).persist()
 
     boxes = ann.join(frames.select("frame_id", "key", "width", "height", "split", "frame_reason"),
                      on="frame_id", how="left")

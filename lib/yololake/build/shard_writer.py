@@ -66,24 +66,40 @@ class _HashingWriter:
         return self.size
 
 
-def _index_part(frames: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(frames.rename(columns={"image_uri": "source_image"})[list(L.INDEX_COLUMNS)],
-                                 preserve_index=False)
+def _index_part(frames: pd.DataFrame, labels: dict[str, bytes], digests: dict[str, str]) -> bytes:
+    """The shard's index part: the frame facts, the copies' sha256 and the labels as YOLOv5 parses them."""
+    frames = frames.rename(columns={"image_uri": "source_image"}).assign(
+        **{c: None for c in L.IMAGE_FACT_COLUMNS if c not in frames.columns},
+        image_sha256=[digests.get(f"{k}.{e}") for k, e in zip(frames["key"], frames["ext"])],
+        yolo_labels=[L.yolo_labels(labels[f"{k}.txt"].decode("utf-8")).ravel() for k in frames["key"]])
+    table = pa.Table.from_pandas(frames[list(L.INDEX_COLUMNS)], schema=L.index_schema(), preserve_index=False)
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
 
 
-def _write_local_folder(spec: ShardSpec, folder: str, files: dict[str, bytes | str]) -> None:
-    """Local files layout: write into a hidden sibling, then swap it in (a folder rename is atomic)."""
+def _write_local_folder(spec: ShardSpec, folder: str, files: dict[str, bytes | str]) -> dict[str, str]:
+    """Local files layout: write into a hidden sibling, then swap it in (a folder rename is atomic).
+    A str value is a source image, placed per images.mode; returns the copies' sha256 by name."""
+    digests = {}
     with atomic_folder(os.path.join(spec.store.root, folder)) as tmp:
         for file_name, content in files.items():
             target = os.path.join(tmp, safe_name(file_name))
             if isinstance(content, str):
-                place_image(content, target, spec.images_mode, spec.store.storage)
+                digest = place_image(content, target, spec.images_mode, spec.store.storage)
+                if digest:
+                    digests[file_name] = digest
             else:
                 with open(target, "wb") as f:
                     f.write(content)
+    return digests
+
+
+def _read_images(names: dict[str, str], store: Store, digests: dict[str, str]) -> dict[str, bytes]:
+    """The source images' bytes by name, their sha256 recorded in `digests`."""
+    data = {name: read_image(uri, store.storage) for name, uri in names.items()}
+    digests.update({name: hashlib.sha256(d).hexdigest() for name, d in data.items()})
+    return data
 
 
 def _put_batched(store: Store, objects: dict[str, bytes]) -> None:
@@ -96,6 +112,7 @@ def _publish(spec: ShardSpec, split: str, shard: str, frames: pd.DataFrame, labe
     store = spec.store
     labels_dir, images_dir = L.labels_folder(split, shard), L.images_folder(split, shard)
     image_names = {f"{k}.{e}": uri for k, e, uri in zip(frames["key"], frames["ext"], frames["image_uri"])}
+    digests: dict[str, str] = {}
     if spec.layout == "shard_archive":
         rel = L.label_archive(split, shard)
         with store.open_write(rel) as raw:
@@ -104,8 +121,8 @@ def _publish(spec: ShardSpec, split: str, shard: str, frames: pd.DataFrame, labe
                 for name, data in labels.items():
                     _tar_member(tar, f"{labels_dir}/{name}", data)
                 if spec.archive_images:
-                    for name, uri in image_names.items():
-                        _tar_member(tar, f"{images_dir}/{name}", read_image(uri, store.storage))
+                    for name, data in _read_images(image_names, store, digests).items():
+                        _tar_member(tar, f"{images_dir}/{name}", data)
         obj = (rel, sink.size, sink.digest.hexdigest())
     else:
         if store.local:
@@ -116,10 +133,11 @@ def _publish(spec: ShardSpec, split: str, shard: str, frames: pd.DataFrame, labe
     if spec.images_mode != "none" and not spec.archive_images:
         # images.mode link with an object-store --out was refused before Spark started (build.config.check_run)
         if store.local:
-            _write_local_folder(spec, images_dir, image_names)
+            digests = _write_local_folder(spec, images_dir, image_names)
         else:
-            _put_batched(store, {f"{images_dir}/{n}": read_image(u, store.storage) for n, u in image_names.items()})
-    store.put(L.index_part(split, shard), _index_part(frames))
+            images = _read_images(image_names, store, digests)
+            _put_batched(store, {f"{images_dir}/{n}": data for n, data in images.items()})
+    store.put(L.index_part(split, shard), _index_part(frames, labels, digests))
     lines = "".join(L.list_line(split, shard, name) for name in image_names)
     store.put(L.list_part(split, shard), lines.encode("utf-8"))
     return obj
@@ -129,7 +147,7 @@ def write_shard(frames: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
     """Write the frames of one (split, shard); return its manifest row (with `error` on a storage failure).
 
     Columns used: split, shard, key, ext, image_uri, labels (text, "" for background), box_count, and the
-    index columns.
+    index columns (the image facts may be absent: null in the index).
     """
     split, shard = safe_name(str(frames["split"].iloc[0])), safe_name(str(frames["shard"].iloc[0]))
     frames = frames.sort_values("key", kind="stable").reset_index(drop=True)

@@ -48,7 +48,39 @@ DATASET_YAML = "dataset.yaml"
 LABELS, IMAGES, INDEX, QUARANTINE, REPORT = "labels", "images", "index", "quarantine", "report"
 
 INDEX_COLUMNS = ("key", "frame_id", "split", "shard", "source_image", "ext", "width", "height", "box_count",
-                 "status")
+                 "status", "image_format", "stored_width", "stored_height", "orientation", "image_bytes",
+                 "image_sha256", "yolo_labels")
+"""One row per written frame. width/height: the displayed size, which the labels are normalised by (an EXIF
+orientation 5-8 swaps the stored sides). image_format, stored_width/height, orientation (EXIF, 1 = none),
+image_bytes: what the job read from the source image (null when images.check_exists is false).
+image_sha256: of the bytes the job copied (images.mode copy, archived images). yolo_labels: the label file as
+YOLOv5's verify_image_label parses it (float32, n rows of 5, flattened): the label cache's content."""
+IMAGE_FACT_COLUMNS = ("image_format", "stored_width", "stored_height", "orientation", "image_bytes")
+"""The index columns the job reads from each source image (all null when it reads none)."""
+
+
+def index_schema():
+    """The index part's arrow schema, INDEX_COLUMNS in order (every shard the same, whatever is null in it)."""
+    import pyarrow as pa
+
+    text, i32 = pa.string(), pa.int32()
+    types = {"width": i32, "height": i32, "box_count": i32, "stored_width": i32, "stored_height": i32,
+             "orientation": i32, "image_bytes": pa.int64(), "yolo_labels": pa.list_(pa.float32())}
+    return pa.schema([(name, types.get(name, text)) for name in INDEX_COLUMNS])
+
+
+def yolo_labels(text: str):
+    """A label file's text as YOLOv5's verify_image_label reads it: float32 rows of 5, exact duplicate rows
+    dropped the way it drops them (np.unique, only when there are any). The job writes 5 columns per row."""
+    import numpy as np
+
+    rows = np.array([x.split() for x in text.strip().splitlines() if len(x)], dtype=np.float32)
+    if not len(rows):
+        return np.zeros((0, 5), dtype=np.float32)
+    _, i = np.unique(rows, axis=0, return_index=True)
+    return rows[i] if len(i) < len(rows) else rows
+
+
 WRITTEN_STATUSES = ("labeled", "background")
 """Frame statuses that are written; every other status names why a frame was not."""
 

@@ -18,3 +18,8 @@ NULL_COORDINATE = "null_coordinate"
 NON_NUMERIC_COORDINATE = "non_numeric_coordinate"
 BOX_OUTSIDE_IMAGE = "box_outside_image"
 ZERO_AREA = "zero_area"                          # no area left after clipping to the image
+
+# Frame-level, from reading the image where it lives (build.image_facts).
+CORRUPT_IMAGE = "corrupt_image"                  # unreadable, truncated (no JPEG end marker), not an image
+IMAGE_TOO_SMALL = "image_too_small"              # a side under 10 px: YOLOv5 calls it corrupt
+IMAGE_SIZE_MISMATCH = "image_size_mismatch"      # the manifest or image_size disagrees with the displayed size

@@ -5,21 +5,28 @@ YOLOv5 (utils/dataloaders.py, LoadImagesAndLabels) accepts a cache when its `ver
 which follows image symlinks) followed by all their paths joined. Otherwise it rescans: it opens every
 image with PIL to read its size, which takes hours at millions of images. We write the same dict its
 cache_labels() would: per image `[labels float32 (n, 5), (width, height), segments]`, then `hash`,
-`results` (found, missing, empty, corrupt, total), `msgs`, `version`. Image sizes come from the frame
-index; labels are parsed the way verify_image_label parses them.
-Known difference: YOLOv5 swaps width/height of JPEGs with an EXIF rotation tag; the index holds the
-stored size. A rejected cache only costs YOLOv5's own scan.
+`results` (found, missing, empty, corrupt, total), `msgs`, `version`.
+
+Both come from the frame index, which the job wrote after reading every image: the labels as
+verify_image_label parses them (`yolo_labels`), and the size YOLOv5's exif_size records (the stored size,
+sides swapped for EXIF orientation 6 or 8). The label files of a shard are parsed here instead when their
+sizes do not add up to the shard's `label_bytes` in shards.json (edited after the build), or when the index
+predates those columns. An image whose byte size differs from the index's is refused: the source changed
+after the build, and YOLOv5's rescan would rewrite such a JPEG in place (through a link: in the lake).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import stat
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from yololake.dataset import layout as L
+from yololake.errors import DatasetError
 from yololake.storage import atomic_file
 
 CACHE_VERSION = 0.6
@@ -59,12 +66,61 @@ def get_hash(paths: list[str], stats: dict[str, os.stat_result] | None = None) -
     return h.hexdigest()
 
 
-def read_sizes(dataset_root: str) -> dict[str, tuple[int, int]]:
-    """images/<split>/<shard>/<key>.<ext> -> (width, height), from the frame index."""
-    t = pq.read_table(os.path.join(dataset_root, L.INDEX),
-                      columns=["split", "shard", "key", "ext", "width", "height"]).to_pydict()
-    return {L.image_file(sp, sh, k, e): (int(w), int(h))
-            for sp, sh, k, e, w, h in zip(t["split"], t["shard"], t["key"], t["ext"], t["width"], t["height"])}
+class Entry(NamedTuple):
+    shape: tuple[int, int]
+    """(width, height) as YOLOv5's exif_size gives it."""
+    labels: np.ndarray | None
+    """float32 (n, 5) as verify_image_label parses the label file; None: parse the file."""
+    image_bytes: int | None
+
+
+def yolov5_shape(width, height, stored_width=None, stored_height=None, orientation=None) -> tuple[int, int]:
+    """exif_size: the stored size, sides swapped for EXIF orientation 6 or 8 only (YOLOv5 leaves 5 and 7, the
+    mirrored quarter turns, unswapped); the index's width/height when the job did not read the image."""
+    if stored_width is None or stored_height is None:
+        return int(width), int(height)
+    return (int(stored_height), int(stored_width)) if orientation in (6, 8) else (int(stored_width), int(stored_height))
+
+
+def read_index(dataset_root: str) -> dict[str, Entry]:
+    """images/<split>/<shard>/<key>.<ext> -> Entry, from the frame index."""
+    folder = os.path.join(dataset_root, L.INDEX)
+    present = set(pq.ParquetDataset(folder).schema.names)
+    wanted = [c for c in L.INDEX_COLUMNS if c in present and c not in ("frame_id", "source_image", "status")]
+    t = pq.read_table(folder, columns=wanted)
+    cols = {c: t.column(c).to_pylist() for c in wanted if c != "yolo_labels"}
+    n = t.num_rows
+    missing = [None] * n
+    facts = zip(cols.get("stored_width", missing), cols.get("stored_height", missing), cols.get("orientation", missing))
+    labels = _label_arrays(t.column("yolo_labels")) if "yolo_labels" in present else missing
+    rows = zip(cols["split"], cols["shard"], cols["key"], cols["ext"], cols["width"], cols["height"], facts, labels,
+               cols.get("image_bytes", missing))
+    return {L.image_file(sp, sh, k, e): Entry(yolov5_shape(w, h, *f), lb, size)
+            for sp, sh, k, e, w, h, f, lb, size in rows}
+
+
+def _label_arrays(column) -> list[np.ndarray | None]:
+    """A list<float32> column as one (n, 5) view per row, without a Python float per value."""
+    column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    offsets = column.offsets.to_numpy()
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    return [values[a:b].reshape(-1, 5) if ok else None for a, b, ok in zip(offsets[:-1], offsets[1:], valid)]
+
+
+def _edited_shards(dataset_root: str, label_files: list[str], stats: dict) -> set[str]:
+    """Label folders whose files' sizes do not add up to shards.json's label_bytes (edited after the build)."""
+    try:
+        with open(os.path.join(dataset_root, L.SHARDS_JSON), encoding="utf-8") as f:
+            expected = {L.labels_folder(s["split"], s["shard"]): s.get("label_bytes") for s in json.load(f)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"*"}
+    root = os.path.realpath(dataset_root) + os.sep
+    found: dict[str, int] = {}
+    for lb in label_files:
+        folder = os.path.dirname(lb[len(root):]).replace(os.sep, "/") if lb.startswith(root) else "?"
+        found[folder] = found.get(folder, 0) + (stats[lb].st_size if lb in stats else 0)
+    return {folder for folder, size in found.items() if expected.get(folder) != size}
 
 
 def _read_text(path: str) -> str:
@@ -80,20 +136,25 @@ def _read_text(path: str) -> str:
 
 
 def _parse_label(args):
-    """(image, label file, (w, h) or None) -> YOLOv5's verify_image_label outcome, image unopened."""
-    im_file, lb_file, shape, im_exists, lb_is_file = args
+    """(image, label file, index Entry or None, image exists, label is a file, index labels usable) ->
+    YOLOv5's verify_image_label outcome, image unopened."""
+    im_file, lb_file, entry, im_exists, lb_is_file, use_index = args
     try:
-        if shape is None:
+        if entry is None:
             raise ValueError("image not in the frame index")
+        shape = entry.shape
         if not im_exists:
             raise FileNotFoundError(f"No such file or directory: '{im_file}'")
         assert (shape[0] > 9) & (shape[1] > 9), f"image size {shape} <10 pixels"
         if not lb_is_file:
             return im_file, np.zeros((0, 5), dtype=np.float32), shape, 1, 0, 0, 0, ""
-        lb = [x.split() for x in _read_text(lb_file).strip().splitlines() if len(x)]
-        if any(len(x) > 6 for x in lb):
-            raise ValueError("segment labels are not produced by yololake")
-        lb = np.array(lb, dtype=np.float32)
+        if use_index and entry.labels is not None:
+            lb = entry.labels
+        else:
+            lb = [x.split() for x in _read_text(lb_file).strip().splitlines() if len(x)]
+            if any(len(x) > 6 for x in lb):
+                raise ValueError("segment labels are not produced by yololake")
+            lb = np.array(lb, dtype=np.float32)
         if not len(lb):
             return im_file, np.zeros((0, 5), dtype=np.float32), shape, 0, 1, 1, 0, ""
         assert lb.shape[1] == 5, f"labels require 5 columns, {lb.shape[1]} columns detected"
@@ -110,7 +171,16 @@ def _parse_label(args):
         return None, None, None, 0, 0, 0, 1, f"WARNING ⚠️ {im_file}: ignoring corrupt image/label: {e}"
 
 
-def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]]) -> dict:
+def _check_image_bytes(im_files: list[str], entries: list, stats: dict) -> None:
+    """Refuse images whose size is not the one the job read: YOLOv5 would rescan them and rewrite in place."""
+    changed = [im for im, e in zip(im_files, entries)
+               if e is not None and e.image_bytes is not None and im in stats and stats[im].st_size != e.image_bytes]
+    if changed:
+        raise DatasetError(f"{len(changed)} image(s) differ in size from the dataset's index, e.g. {changed[0]}: "
+                           "the source images changed after build-dataset read them; rebuild the dataset")
+
+
+def build(list_file: str, dataset_root: str, index: dict[str, Entry]) -> dict:
     """Write `<list file stem>.cache` for `list_file` (as YOLOv5 resolves it) and return its summary.
 
     Skips writing when a cache with the same hash and version is already there.
@@ -121,6 +191,8 @@ def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]]) 
     label_files = [label_path(x) for x in im_files]
     cache_path = os.path.splitext(list_file)[0] + ".cache"
     stats = _stat_all(label_files + im_files)
+    entries = [index.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None for im in im_files]
+    _check_image_bytes(im_files, entries, stats)
     digest = get_hash(label_files + im_files, stats)
     if os.path.exists(cache_path):
         try:
@@ -129,11 +201,13 @@ def build(list_file: str, dataset_root: str, sizes: dict[str, tuple[int, int]]) 
                 return {"path": cache_path, "results": old["results"], "written": False}
         except Exception:  # noqa: BLE001, S110 - an unreadable old cache is simply replaced
             pass
-    jobs = [(im, lb, sizes.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None,
-             im in stats, lb in stats and stat.S_ISREG(stats[lb].st_mode)) for im, lb in zip(im_files, label_files)]
+    edited = _edited_shards(dataset_root, label_files, stats)
+    jobs = [(im, lb, entry, im in stats, lb in stats and stat.S_ISREG(stats[lb].st_mode),
+             "*" not in edited and os.path.dirname(lb[len(root):]).replace(os.sep, "/") not in edited)
+            for im, lb, entry in zip(im_files, label_files, entries)]
     x, msgs, nm, nf, ne, nc = {}, [], 0, 0, 0, 0
-    # One thread: parsing small local files is bound by the interpreter, and a pool's per-item cost is
-    # larger than the work (measured with scripts/bench_label_cache.py).
+    # One thread: the work per image is a few numpy calls (or parsing one small local file), bound by the
+    # interpreter; a pool's per-item cost is larger (measured with scripts/bench_label_cache.py).
     for im_file, lb, shape, nm_f, nf_f, ne_f, nc_f, msg in map(_parse_label, jobs):
         nm, nf, ne, nc = nm + nm_f, nf + nf_f, ne + ne_f, nc + nc_f
         if im_file:

@@ -1,11 +1,15 @@
-"""A staged copy checked against the dataset's manifest (`shards.json`), shard archives unpacked, and the
-fingerprint every rank compares before training."""
+"""A staged copy checked against the dataset's manifest (`shards.json`) and frame index (each image's byte
+size, and its sha256 when the job copied it), shard archives unpacked, and the fingerprint every rank
+compares before training."""
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
+
+import pyarrow.parquet as pq
 
 from yololake.dataset import layout as L
 from yololake.errors import DatasetError
@@ -31,8 +35,38 @@ def shard_digest(folder: str) -> str:
     return L.shard_sha256((key, _read_bytes(os.path.join(folder, f"{key}.txt"))) for key in keys)
 
 
-def verify(source, root: str) -> list[str]:
-    """Problems of the copy at `root` against the manifest (empty when it matches)."""
+def image_problems(root: str, workers: int = 8) -> dict[str, str]:
+    """Staged images whose bytes are not those the job read (size) or copied (sha256): relative path -> what.
+    An absent image is left to the list check; an index without these columns checks nothing."""
+    folder = os.path.join(root, L.INDEX)
+    if not os.path.isdir(folder) or "image_bytes" not in pq.ParquetDataset(folder).schema.names:
+        return {}
+    t = pq.read_table(folder, columns=["split", "shard", "key", "ext", "image_bytes", "image_sha256"]).to_pydict()
+
+    def check(row) -> tuple[str, str | None]:
+        split, shard, key, ext, size, sha = row
+        rel = L.image_file(split, shard, key, ext)
+        path = os.path.join(root, rel)
+        if not os.path.isfile(path):
+            return rel, None
+        actual = os.path.getsize(path)
+        if size is not None and actual != size:
+            return rel, f"{rel} ({actual} bytes, the index says {size})"
+        if sha and _file_sha256(path) != sha:
+            return rel, f"{rel} (its sha256 is not the index's)"
+        return rel, None
+
+    rows = zip(t["split"], t["shard"], t["key"], t["ext"], t["image_bytes"], t["image_sha256"])
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # hashing and reading release the GIL
+        return {rel: what for rel, what in pool.map(check, rows) if what}
+
+
+def verify(source, root: str, bad_images: list[str] | None = None) -> list[str]:
+    """Problems of the copy at `root` against the manifest and the index (empty when it matches); the
+    relative paths of wrong images are also appended to `bad_images`."""
+    images = image_problems(root)
+    if bad_images is not None:
+        bad_images.extend(images)
     problems = []
     for shard in source.shards:
         rel = L.labels_folder(shard["split"], shard["shard"])
@@ -51,7 +85,7 @@ def verify(source, root: str) -> list[str]:
             problems.append(f"{split}.txt ({len(lines)} lines, manifest says {expected} frames)")
         missing = [line for line in lines if not os.path.isfile(os.path.join(root, line[2:]))]
         problems += [f"{line[2:]} (listed in {split}.txt)" for line in missing[:5]]
-    return problems
+    return problems + list(images.values())
 
 
 def archived(source) -> bool:

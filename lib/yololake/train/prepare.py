@@ -79,6 +79,6 @@ def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 
     if not copy:
         _absolute_lists(root, folder, splits)
     yaml_path = write_yaml(folder, source.names, splits)
-    sizes = label_cache.read_sizes(root)
-    caches = {s: label_cache.build(os.path.join(folder, L.list_file(s)), root, sizes) for s in splits}
+    index = label_cache.read_index(root)
+    caches = {s: label_cache.build(os.path.join(folder, L.list_file(s)), root, index) for s in splits}
     return Prepared(source, root, yaml_path, copy, fingerprint(root), caches)

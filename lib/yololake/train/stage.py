@@ -5,7 +5,8 @@ A dataset is a folder that build-dataset committed: `_SUCCESS` exists. Staging c
 - files are fetched in parallel into temporary names and renamed when complete, so an interrupted run
   leaves only whole files and the next run fetches just the rest (same name and size: skipped);
 - the result is verified against the manifest: every shard's labels hash to its `shards.json` sha256 and
-  every listed image is present; a shard that fails is fetched again once, then it is an error;
+  every listed image is present, with the byte size the job read (and the sha256 of the job's copy, when it
+  made one); a shard or image that fails is fetched again once, then it is an error;
 - a marker written last makes the next run skip a staged copy that already matches.
 """
 from __future__ import annotations
@@ -168,11 +169,13 @@ def stage(source: Source, stage_root: str, workers: int = 16, progress: bool = T
                            "pick another --stage-dir")
     _fetch_all(source, todo, workers, progress, on_file, report)
     unpack_archives(source, root)
-    problems = verify(source, root)
+    bad_images: list[str] = []
+    problems = verify(source, root, bad_images)
     bad_shards = [p + end for p in problems if p.startswith("labels/") for end in ("/", ".tar")]
-    if bad_shards:  # a label changed without changing size, or a partial copy from elsewhere: fetch it again, once
-        again = [(p, safe_target(root, p[len(prefix):])) for p in listing
-                 if p.startswith(prefix) and p[len(prefix):].startswith(tuple(bad_shards))]
+    if bad_shards or bad_images:  # a file changed without changing size, or a partial copy: fetch it again, once
+        bad = set(bad_images)
+        again = [(p, safe_target(root, p[len(prefix):])) for p in listing if p.startswith(prefix) and (
+                 p[len(prefix):].startswith(tuple(bad_shards)) or p[len(prefix):] in bad)]
         for _, target in again:
             os.remove(target) if os.path.exists(target) else None
         _fetch_all(source, again, workers, progress, on_file, report)

@@ -40,15 +40,16 @@ def frames_from_manifest(manifest: DataFrame, frame_column: str, image_column: s
 
 
 def frames_from_annotations(annotations: DataFrame, images_root: str, extension: str,
-                            width: int, height: int) -> DataFrame:
-    """Without a manifest: one frame per distinct annotated frame id, image at `images_root/<frame>`."""
+                            width: int | None, height: int | None) -> DataFrame:
+    """Without a manifest: one frame per distinct annotated frame id, image at `images_root/<frame>`;
+    width and height null when they are to come from the images."""
     frame = F.col("frame_id")
     name = F.when(frame.rlike(_IMAGE_EXT), frame).otherwise(F.concat(frame, F.lit("." + extension)))
     return annotations.select("frame_id").where(frame.isNotNull()).distinct().select(
         "frame_id",
         resolve_uri(name, images_root).alias("image_uri"),
-        F.lit(width).alias("width"),
-        F.lit(height).alias("height"),
+        F.lit(width).cast("int").alias("width"),
+        F.lit(height).cast("int").alias("height"),
         F.lit(None).cast("string").alias("hint"),
     )
 
@@ -66,8 +67,10 @@ def is_safe_frame_id(frame: Column) -> Column:
     return F.coalesce(safe, F.lit(False))
 
 
-def check_frames(frames: DataFrame) -> DataFrame:
-    """Add key (frame id minus image extension), ext (of the image) and `frame_reason`."""
+def check_frames(frames: DataFrame, sizes_given: bool = True) -> DataFrame:
+    """Add key (frame id minus image extension), ext (of the image) and `frame_reason`.
+
+    `sizes_given` false: width and height are null until the images are read (`apply_image_facts`)."""
     frame = F.col("frame_id")
     with_key = frames.select(
         "*",
@@ -76,12 +79,31 @@ def check_frames(frames: DataFrame) -> DataFrame:
     )
     n_id = F.count(F.lit(1)).over(Window.partitionBy("frame_id"))
     n_key = F.count(F.lit(1)).over(Window.partitionBy("key"))
+    bad_size = (F.col("width") <= 0) | (F.col("height") <= 0)
+    if sizes_given:
+        bad_size = F.col("width").isNull() | F.col("height").isNull() | bad_size
     reason = (F.when(~is_safe_frame_id(frame), F.lit(R.UNSAFE_FRAME_ID))
               .when((n_id > 1) | (n_key > 1), F.lit(R.AMBIGUOUS_FRAME_ID))
-              .when(F.col("width").isNull() | F.col("height").isNull()
-                    | (F.col("width") <= 0) | (F.col("height") <= 0), F.lit(R.INVALID_IMAGE_SIZE))
+              .when(bad_size, F.lit(R.INVALID_IMAGE_SIZE))
               .when(~F.lower(F.col("ext")).isin(*YOLO_IMAGE_FORMATS), F.lit(R.UNSUPPORTED_IMAGE_FORMAT)))
     return with_key.withColumn("frame_reason", reason)
+
+
+def apply_image_facts(frames: DataFrame, sizes_given: bool, size_mismatch: str) -> DataFrame:
+    """After `image_facts.add_image_facts`: the image's reason becomes the frame's, and width/height become
+    the displayed size (EXIF orientations 5-8 turn the image a quarter: the stored sides swap), which the
+    boxes are normalised by. A given size (manifest, image_size) that disagrees is image_size_mismatch, or
+    is replaced by the image's with `size_mismatch` trust_image."""
+    turned = F.col("orientation").isin(5, 6, 7, 8)
+    width = F.when(turned, F.col("stored_height")).otherwise(F.col("stored_width"))
+    height = F.when(turned, F.col("stored_width")).otherwise(F.col("stored_height"))
+    reason = F.coalesce(F.col("frame_reason"), F.col("image_reason"))
+    if sizes_given and size_mismatch == "quarantine":
+        mismatch = (F.col("width") != width) | (F.col("height") != height)
+        reason = F.coalesce(reason, F.when(mismatch, F.lit(R.IMAGE_SIZE_MISMATCH)))
+    kept = [c for c in frames.columns if c not in ("frame_reason", "width", "height", "image_reason")]
+    return frames.select(*kept, reason.alias("frame_reason"), F.coalesce(width, F.col("width")).alias("width"),
+                         F.coalesce(height, F.col("height")).alias("height"))
 
 
 def _unit_hash(*cols: Column) -> Column:
