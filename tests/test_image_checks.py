@@ -22,6 +22,7 @@ from yololake.build.main import run
 from yololake.build.plan import JobInputs
 from yololake.config import StorageConfig
 from yololake.dataset import reasons as R
+from yololake.dataset.versions import current_folder
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "udacity.yaml"
 W, H = 64, 40
@@ -105,7 +106,7 @@ def damaged_run(spark, tmp_path_factory):
                                   "quarantine.max_fraction=0.9", "report.enabled=false"])
     out = os.path.join(root, "dataset")
     summary = run(spark, config, JobInputs(annotations=(lake["labels"],), images=lake["images"]), out)
-    return lake, out, summary, before
+    return lake, current_folder(out), summary, before
 
 
 @pytest.mark.slow

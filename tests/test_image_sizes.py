@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 from yololake.build.config import parse_config
 from yololake.build.main import run
 from yololake.build.plan import JobInputs
+from yololake.dataset.versions import current_folder
 from yololake.errors import DatasetError
 from yololake.train import prepare, stage, yolov5_env
 
@@ -60,7 +61,7 @@ def sized_run(spark, tmp_path_factory):
     doc["report"] = {"enabled": False}
     out = os.path.join(root, "dataset")
     summary = run(spark, parse_config(doc), JobInputs(annotations=(lake["labels"],), images=lake["images"]), out)
-    return lake, out, summary
+    return lake, current_folder(out), summary
 
 
 @pytest.fixture(scope="module")
