@@ -84,6 +84,8 @@ def test_class_map_keys_are_text_and_order_is_the_yolo_id():
     (_with(quarantine={"max_fraction": 1.5}), "quarantine.max_fraction: must be between 0 and 1, got 1.5"),
     (_with(background={"policy": "some"}), "background.policy: 'some' is not one of keep, drop, sample"),
     (_with(images={"check_exists": "yes"}), "images.check_exists: must be true or false, got 'yes'"),
+    (_with(images={"size_mismatch": "ignore"}),
+     "images.size_mismatch: 'ignore' is not one of quarantine, trust_image"),
     ([1, 2], "config: must be a mapping of keys, got [1, 2]"),
 ])
 def test_config_errors_are_exact(data, message):
