@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a cluster node or in CI; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont, ImageOps  # noqa: E402
 
 from yololake.storage import local_path  # noqa: E402
 
@@ -71,7 +71,7 @@ def load_frame_image(candidates: Sequence[str], width: int, height: int, max_wid
         if local and os.path.isfile(local):
             try:
                 with Image.open(local) as img:
-                    image = img.convert("RGB")
+                    image = ImageOps.exif_transpose(img).convert("RGB")  # as displayed: the labels' frame
                 break
             except OSError:
                 continue
