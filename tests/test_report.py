@@ -130,7 +130,6 @@ def test_cli_refuses_a_folder_that_is_not_a_dataset(tmp_path, capsys):
 
 
 def test_a_rotated_jpeg_is_previewed_as_displayed(tmp_path):
-    from PIL import Image
     from yololake.report.draw import load_frame_image
 
     exif = Image.Exif()
