@@ -1,36 +1,38 @@
 """Benchmark: the job's image check, and the time to the first training step, on realistic JPEGs.
 
-    .venv/bin/python scripts/bench_images.py [--images 100000] [--size 1280x720] [--repeats 3]
-        [--parts a,b] [--s3-images 2000] [--master 'local[2]'] [--dir /tmp/yololake_bench_images] [--warm]
+    .venv/bin/python scripts/bench_images.py [--images 100000] [--size 1280x720] [--repeats 3] [--parts a,b]
+        [--s3-images 2000] [--master 'local[2]'] [--dir /tmp/yololake_bench_images] [--warm [--copies 10]]
 
-Generates --images distinct JPEGs (gradients, noise and boxes, ~150 KB at 1280x720, every other one with an
+Generates --images distinct JPEGs (gradients, noise and boxes: ~270 KB at 1280x720; every other one with an
 EXIF block) and a Udacity-layout lake over them, then:
-(a) images/s per core: the job's check (`build.image_facts.add_image_facts` in a Spark job over the image
-    URIs, `local[N]`: N cores) against YOLOv5's `verify_image_label` looped over the same files in one
-    process; local disk, and a moto S3 server on 127.0.0.1 for the first --s3-images (YOLOv5 cannot read
-    S3, so its number there is its local one);
-(b) seconds from the start of `yololake train` to its first training step (YOLOv5's first loss line), with
-    the label caches the launcher prebuilds from the index, against `python -m yolov5.train` with the same
-    arguments, scanning the images itself (no cache). Both build the dataset's train and val loaders.
+(a) images/s per core of the job's check (`image_facts.add_image_facts` in a Spark job over the URIs; and
+    its code in one process) against YOLOv5's `verify_image_label` looped over the same files in one
+    process; local disk, and moto S3 on 127.0.0.1 for the first --s3-images (YOLOv5 cannot read S3);
+(b) seconds from the start of `yololake train` (caches prebuilt from the index) to YOLOv5's first loss line,
+    against `python -m yolov5.train` with the same arguments scanning the images itself.
 Page cache: each timed run starts cold, every image's pages dropped with posix_fadvise(DONTNEED) (no root
-needed; the script says whether the kernel honoured it). --warm times warm runs instead.
+needed); --warm times warm runs instead.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import glob
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
+import s3fs
 from PIL import Image, ImageDraw
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +67,7 @@ def _make_chunk(job) -> list[list]:
 def make_lake(root: str, n: int, width: int, height: int) -> list[str]:
     """root/images/*.jpg and root/labels/labels_{train,val}.csv (every 10th frame in val); returns the images."""
     images, labels = os.path.join(root, "images"), os.path.join(root, "labels")
-    if os.path.exists(os.path.join(labels, "labels_val.csv")):
+    if os.path.exists(os.path.join(labels, "labels_val.csv")):  # made by an earlier run
         return sorted(str(p) for p in Path(images).iterdir())
     os.makedirs(images, exist_ok=True)
     os.makedirs(labels, exist_ok=True)
@@ -84,11 +86,8 @@ def make_lake(root: str, n: int, width: int, height: int) -> list[str]:
 
 def drop_pages(files: list[str]) -> None:
     for path in files:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+        with open(path, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def timed(fn, files: list[str], repeats: int, cold: bool) -> list[float]:
@@ -114,7 +113,7 @@ def report(name: str, n: int, cores: int, times: list[float], overhead: float = 
 
 def part_a(args, files: list[str], cold: bool) -> None:
     from pyspark.sql import functions as F
-    from yololake.build.image_facts import add_image_facts
+    from yololake.build.image_facts import add_image_facts, check_images
     from yololake.config import StorageConfig
     from yololake.spark_session import start_spark
     from yololake.train import yolov5_env
@@ -122,9 +121,8 @@ def part_a(args, files: list[str], cold: bool) -> None:
     os.environ["YOLOV5_CONFIG_DIR"] = yolov5_env.config_dir(args.dir)
     from yolov5.utils.dataloaders import verify_image_label
 
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # moto's; before the JVM starts: its Python
-        os.environ.setdefault(key, "bench")                        # workers inherit this environment
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    moto = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    os.environ.update({k: os.environ.get(k, v) for k, v in moto.items()})  # before the JVM: its workers inherit
     spark = start_spark("bench-images", args.master, {"spark.ui.enabled": "false"})
     cores = spark.sparkContext.defaultParallelism
 
@@ -136,7 +134,8 @@ def part_a(args, files: list[str], cold: bool) -> None:
         frames.count()
         # A new query each run: collect() again on the same DataFrame would reuse its shuffle files and skip
         # the stage that reads the images.
-        return lambda: add_image_facts(frames, storage, decode).agg(F.count(F.lit(1)), F.count("image_reason")).collect()
+        return lambda: add_image_facts(frames, storage, decode).agg(
+            F.count(F.lit(1)), F.count("image_reason")).collect()
 
     rows = files if cold else files * args.copies  # warm: each file read --copies times, for a longer run
     print(f"(a) image checks, {len(rows)} reads of {len(files)} JPEGs, Spark {args.master} ({cores} cores), "
@@ -146,10 +145,13 @@ def part_a(args, files: list[str], cold: bool) -> None:
     wall = timed(spark_check(rows, StorageConfig()), files, args.repeats, cold)
     report("job's check (Spark, local disk), wall", len(rows), cores, wall)
     ours = report("job's check (Spark, local disk), less fixed cost", len(rows), cores, wall, fixed)
+    single = report("job's check code in 1 process (a task's work)", len(rows), 1,
+                    timed(lambda: check_images(rows, StorageConfig(), False), files, args.repeats, cold))
     theirs = report("YOLOv5 verify_image_label loop (1 process)", len(rows), 1,
                     timed(lambda: [verify_image_label((f, "/nonexistent.txt", "")) for f in rows], files,
                           args.repeats, cold))
-    print(f"  ratio, local disk: {ours / theirs:.1f}x (goal >= 3x)")
+    print(f"  ratio, local disk: Spark less fixed cost {ours / theirs:.1f}x, one process {single / theirs:.1f}x "
+          "(goal >= 3x)")
     subset = files[:500]  # images.decode: a full decode of each image, for what it costs
     report(f"job's check with images.decode ({len(subset)} images)", len(subset), cores,
            timed(spark_check(subset, StorageConfig(), decode=True), subset, args.repeats, cold))
@@ -159,53 +161,44 @@ def part_a(args, files: list[str], cold: bool) -> None:
             uris = upload(subset, endpoint)
             storage = StorageConfig(endpoint_url=endpoint)
             fixed = statistics.median(timed(spark_check(uris, storage, skip=True), [], args.repeats, False))
-            s3 = report(f"job's check (Spark, moto S3, {len(subset)} images)", len(subset), cores,
-                        timed(spark_check(uris, storage), [], args.repeats, False), fixed)
+            report(f"job's check (Spark, moto S3, {len(subset)} images)", len(subset), cores,
+                   timed(spark_check(uris, storage), [], args.repeats, False), fixed)
             report("moto's own pace: GET each object, 16 threads", len(subset), 1,
                    timed(lambda: fetch_all(uris, endpoint), [], args.repeats, False))
-            print(f"  ratio, S3 vs YOLOv5 on local disk: {s3 / theirs:.1f}x")
     spark.stop()
 
 
-class moto_server:
-    def __enter__(self) -> str:
-        import socket
+@contextlib.contextmanager
+def moto_server():
+    """A moto S3 server on a free loopback port, with a bucket `lake`: yields its endpoint."""
+    import boto3
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H",
-                                      "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "moto_server"), "-H", "127.0.0.1",
+                             "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
         for _ in range(100):
-            try:
+            with contextlib.suppress(OSError):
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 break
-            except OSError:
-                time.sleep(0.1)
-        return f"http://127.0.0.1:{port}"
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait()
+            time.sleep(0.1)
+        endpoint = f"http://127.0.0.1:{port}"
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="lake")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def upload(files: list[str], endpoint: str) -> list[str]:
-    import boto3
-    import s3fs
-
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="lake")
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
-    fs.put(files, "lake/images/")
+    s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint}).put(files, "lake/images/")
     return [f"s3://lake/images/{os.path.basename(f)}" for f in files]
 
 
 def fetch_all(uris: list[str], endpoint: str) -> None:
     """Every object's bytes, 16 GETs at a time, nothing parsed: what the S3 server itself allows."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    import s3fs
-
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(fs.cat_file, uris))
@@ -224,15 +217,15 @@ def until_first_step(cmd: list[str], env: dict, log: str) -> tuple[float, float]
             if ready is None and b"Starting training" in seen:
                 ready = time.perf_counter() - started
             if ready is not None and FIRST_STEP.search(seen.split(b"Starting training", 1)[1]):
-                elapsed = time.perf_counter() - started
+                first = time.perf_counter() - started
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()
-                return ready, elapsed
+                return ready, first
     raise RuntimeError(f"{' '.join(cmd[:4])}... exited ({proc.wait()}) before its first training step; see {log}")
 
 
 def build_dataset(args, lake: str) -> str:
-    out = os.path.join(args.dir, "dataset")
+    out = os.path.join(args.dir, f"dataset-{os.path.basename(lake)}")
     if not os.path.exists(os.path.join(out, "_SUCCESS")):
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "yololake", "build-dataset", "--config", str(REPO / "conf/udacity.yaml"),
@@ -271,8 +264,9 @@ def part_b(args, lake: str, files: list[str], cold: bool) -> None:
             if cold or attempt:
                 times.append((ready, first))
         medians.append(statistics.median(t[1] for t in times))
-        print(f"  {name:38s} first step {medians[-1]:6.1f}s, loaders built {statistics.median(t[0] for t in times):6.1f}s"
-              f"   runs: {', '.join(f'{r:.1f}/{f:.1f}s' for r, f in times)}", flush=True)
+        built = statistics.median(t[0] for t in times)
+        print(f"  {name:38s} first step {medians[-1]:6.1f}s, loaders built {built:6.1f}s   runs: "
+              f"{', '.join(f'{r:.1f}/{f:.1f}s' for r, f in times)}", flush=True)
     print(f"  ratio: {medians[1] / medians[0]:.2f}x faster start (goal >= 10x)")
 
 
@@ -281,7 +275,7 @@ def main() -> int:
     p.add_argument("--images", type=int, default=100_000)
     p.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of every JPEG (1280x720)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--parts", default="a,b", help="a (image checks), b (time to the first step), or both")
+    p.add_argument("--parts", default="a,b", help="a (image checks), b (time to the first step) or both")
     p.add_argument("--s3-images", type=int, default=2000, help="images uploaded to moto for (a); 0: no S3 run")
     p.add_argument("--master", default="local[2]")
     p.add_argument("--dir", default="/tmp/yololake_bench_images")
@@ -289,19 +283,15 @@ def main() -> int:
     p.add_argument("--copies", type=int, default=10, help="warm (a): each file is checked this many times")
     args = p.parse_args()
     width, height = map(int, args.size.split("x"))
-    lake = os.path.join(args.dir, "lake")
+    lake = os.path.join(args.dir, f"lake-{args.images}-{args.size}")
     started = time.perf_counter()
     files = make_lake(lake, args.images, width, height)
     size = sum(os.path.getsize(f) for f in files) / len(files)
     print(f"lake: {len(files)} JPEGs {args.size}, {size / 1e3:.0f} KB average ({time.perf_counter() - started:.0f}s)")
-    cold = not args.warm
-    if cold:
-        drop_pages(files[:1])
-        print("page cache: dropped per file with posix_fadvise(POSIX_FADV_DONTNEED) before each timed run")
     if "a" in args.parts:
-        part_a(args, files, cold)
+        part_a(args, files, not args.warm)
     if "b" in args.parts:
-        part_b(args, lake, files, cold)
+        part_b(args, lake, files, not args.warm)
     return 0
 
 

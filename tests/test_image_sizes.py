@@ -115,7 +115,8 @@ def test_yolov5s_loader_puts_the_drawn_box_on_its_pixels(sized_run, loader, tmp_
     y1, y2 = round((cy - bh / 2) * size[1]), round((cy + bh / 2) * size[1])
     assert (x2 - x1, y2 - y1) == (BOX[2] - BOX[0], BOX[3] - BOX[1])
     inside = img[y1 + 3:y2 - 3, x1 + 3:x2 - 3].reshape(-1, 3).mean(0)
-    strips = (img[y1 - 6:y1 - 3, x1:x2], img[y2 + 3:y2 + 6, x1:x2], img[y1:y2, x1 - 6:x1 - 3], img[y1:y2, x2 + 3:x2 + 6])
+    strips = (img[y1 - 6:y1 - 3, x1:x2], img[y2 + 3:y2 + 6, x1:x2],
+              img[y1:y2, x1 - 6:x1 - 3], img[y1:y2, x2 + 3:x2 + 6])
     ring = np.concatenate([s.reshape(-1, 3) for s in strips]).mean(0)
     assert np.allclose(inside, RED, atol=12), inside
     assert np.allclose(ring, GREY, atol=12), ring

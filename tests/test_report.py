@@ -127,3 +127,12 @@ def test_cli_refuses_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2  # not a dataset: a domain error, exit 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "has no index/ folder" in err[0]
+
+
+def test_a_rotated_jpeg_is_previewed_as_displayed(tmp_path):
+    from yololake.report.draw import load_frame_image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 30x48, displayed 48x30: the frame its labels are normalised on
+    Image.new("RGB", (30, 48)).save(tmp_path / "portrait.jpg", exif=exif.tobytes())
+    assert load_frame_image([str(tmp_path / "portrait.jpg")], 48, 30, 1000).shape == (30, 48, 3)

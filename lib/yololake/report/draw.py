@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a cluster node or in CI; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont, ImageOps  # noqa: E402
 
 from yololake.storage import local_path  # noqa: E402
 
@@ -95,7 +95,7 @@ def decode_frame_image(data: bytes | None, width: int, height: int, max_width: i
     if data is not None:
         try:
             with Image.open(io.BytesIO(data)) as img:
-                image = img.convert("RGB")
+                image = ImageOps.exif_transpose(img).convert("RGB")  # as displayed: the labels' frame
         except OSError:
             if strict:
                 raise
