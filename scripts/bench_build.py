@@ -1,11 +1,16 @@
-"""Benchmark the build-dataset job against the seed's pandas script and the file-write floor.
+"""Benchmark the build-dataset job side by side with a vectorised peer, the seed's script and the write floor.
 
     .venv/bin/python scripts/bench_build.py [--sizes 100000,1000000] [--repeats 3] [--work DIR]
+        [--layout parquet|udacity] [--job-set output.layout=shard_archive] [--base-lib OLD/lib]
 
-For each size N: generate a lake of N frames (scripts/bench_lake.py, ~6 boxes per frame, no images),
-then run, each --repeats times (medians are printed):
-  job       spark-submit jobs/build_dataset.py on local[*] (conf/demo.yaml, images.mode none, split by frame id)
-  baseline  the seed's pandas conversion: group by frame, iterrows, one label file per frame
+For each size N: generate a lake of N frames (scripts/bench_lake.py, ~6 boxes per frame, no images; the
+parquet layout of conf/demo.yaml, or the seed's own Udacity CSVs read through conf/udacity.yaml), then run,
+each --repeats times, in turn (medians are printed, with job/peer, job/seed and job/floor):
+  job       spark-submit jobs/build_dataset.py on --master (images.mode none, images.check_exists false)
+  base      the same from another checkout (--base-lib), to measure a change side by side
+  peer      polars on all cores: the same conversion into the same label files or tars (scripts/bench_peers.py);
+            at sizes up to --verify-max the bench checks it wrote exactly the job's labels
+  seed      the seed's pandas conversion: group by frame, iterrows, one label file per frame
   floor     one process writing the job's label files, their text already in memory
 Peak memory is sampled (RSS, every 0.1 s) over the process tree: "driver" = the JVM and the Python
 driver, "job" = everything, Python workers included.
@@ -27,16 +32,17 @@ import sys
 import tempfile
 import threading
 import time
-import zlib
 
 import bench_lake
+import bench_peers
 import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
-NAMES = ("car", "truck", "pedestrian", "bicyclist", "light")
-CLASS_IDS = {**{n: i for i, n in enumerate(NAMES)}, "person": NAMES.index("pedestrian")}
-PROGRAMS = ("job", "baseline", "floor")
+PROGRAMS = ("job", "base", "peer", "seed", "floor")
+LABELS = {"job": "job (spark-submit)", "base": "job at --base-lib", "peer": "peer (polars, all cores)",
+          "seed": "seed (pandas iterrows)", "floor": "floor (write only)"}
+TARGETS = {"seed": 0.1, "peer": 1.5, "floor": 1.5}
 PROBES = ".disk_probes"
 WORKER_MARKERS = ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")
 
@@ -118,25 +124,34 @@ def fresh(path: str, work: str, settle_s: float) -> str:
     return path
 
 
-def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | None,
+def job_command(layout: str, lake: str, out: str, root: str, job_set: tuple[str, ...]) -> list[str]:
+    """The build-dataset arguments for a bench lake: no images (none to read), split by frame id on the
+    parquet layout (a tiny lake has 1-3 videos, which may all hash away from train), by file on Udacity's."""
+    if layout == "udacity":
+        inputs = ["--config", os.path.join(root, "conf", "udacity.yaml"), "--annotations", lake, "--images", lake]
+    else:
+        inputs = ["--config", os.path.join(root, "conf", "demo.yaml"), "--annotations", f"{lake}/annotations",
+                  "--frames", f"{lake}/frames", "--images", lake, "--set", "split.column=frame_id"]
+    return [os.path.join(root, "jobs", "build_dataset.py"), *inputs, "--out", out, "--force",
+            "--set", "images.mode=none", "--set", "images.check_exists=false",
+            *[arg for item in job_set for arg in ("--set", item)]]
+
+
+def run_job(layout: str, lake: str, out: str, master: str, event_log: str | None, lib: str | None,
             job_set: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY}
-    if lib:  # bench another checkout's yololake (ahead of the editable install) on driver and workers
+    root = ROOT
+    if lib:  # bench another checkout's yololake (ahead of the editable install), its jobs/ and conf/ too
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.abspath(lib), env.get("PYTHONPATH")]))
+        root = os.path.dirname(os.path.abspath(lib))
     conf = ["--conf", "spark.ui.enabled=false"]
     if event_log:
         os.makedirs(event_log, exist_ok=True)
-        conf = ["--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
-                "--conf", f"spark.eventLog.dir={event_log}"]
+        conf += ["--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
+                 "--conf", f"spark.eventLog.dir={event_log}"]
     cmd = [os.path.join(os.path.dirname(PY), "spark-submit"), "--master", master,
            "--driver-java-options", f"-Dlog4j.configurationFile={ROOT}/conf/log4j2.properties", *conf,
-           os.path.join(ROOT, "jobs", "build_dataset.py"), "--config", os.path.join(ROOT, "conf", "demo.yaml"),
-           "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames", "--images", lake,
-           "--out", out, "--force", "--set", "images.mode=none", "--set", "images.check_exists=false",
-           # split by frame: a tiny lake has 1-3 videos, all of which may hash away from train, which the job
-           # refuses (nothing to train on); at bench sizes the split's cost is the same either way
-           "--set", "split.column=frame_id",
-           *[arg for item in job_set for arg in ("--set", item)]]
+           *job_command(layout, lake, out, root, job_set)]
     result = measure(cmd, env)
     from yololake.dataset.versions import current_folder
 
@@ -146,90 +161,53 @@ def run_job(lake: str, out: str, master: str, event_log: str | None, lib: str | 
     return result
 
 
-def baseline(lake: str, out: str) -> None:
-    """The seed's conversion, as a user would otherwise run it (sizes from the manifest, not hard-coded)."""
-    import pandas as pd
-
-    ann = pd.read_parquet(os.path.join(lake, "annotations"))
-    frames = pd.read_parquet(os.path.join(lake, "frames"))
-    df = ann.merge(frames[["frame_id", "width", "height", "video_id"]], on="frame_id")
-    lists: dict[str, list[str]] = {"train": [], "val": []}
-    for split in lists:
-        os.makedirs(os.path.join(out, "labels", split), exist_ok=True)
-    for frame, group in df.groupby("frame_id"):
-        split = "train" if zlib.crc32(str(group["video_id"].iloc[0]).encode()) % 10 < 8 else "val"
-        lines = []
-        for _, row in group.iterrows():
-            w, h = row["width"], row["height"]
-            cx, cy = (row["xmin"] + row["xmax"]) / 2 / w, (row["ymin"] + row["ymax"]) / 2 / h
-            bw, bh = abs(row["xmax"] - row["xmin"]) / w, abs(row["ymax"] - row["ymin"]) / h
-            lines.append(f"{CLASS_IDS[row['label']]} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}\n")
-        with open(os.path.join(out, "labels", split, f"{frame}.txt"), "w") as f:
-            f.writelines(lines)
-        lists[split].append(f"./images/{split}/{frame}.jpg\n")
-    for split, lines in lists.items():
-        with open(os.path.join(out, f"{split}.txt"), "w") as f:
-            f.writelines(lines)
-    print(json.dumps({"frames": sum(map(len, lists.values()))}))
+def child(kind: str, layout: str, src: str, out: str) -> dict:
+    m = measure([PY, __file__, "--layout", layout, "--child", kind, src, out])
+    done = json.loads(m["stdout"].strip().splitlines()[-1])
+    m["wall"] = done.get("seconds", m["wall"])  # the floor times its writes only
+    return {**m, **{k: v for k, v in done.items() if k != "seconds"}}
 
 
-def floor(dataset: str, out: str) -> None:
-    """Load the job's label files (untimed), then time writing them again: the cost of the files alone."""
-    from yololake.dataset.versions import current_folder
-
-    texts = []
-    labels = os.path.join(current_folder(dataset), "labels")
-    for folder, _, files in os.walk(labels):
-        rel = os.path.relpath(folder, labels)
-        for name in files:
-            with open(os.path.join(folder, name), "rb") as f:
-                texts.append((rel, name, f.read()))
-    started = time.monotonic()
-    made = set()
-    for rel, name, data in texts:
-        folder = os.path.join(out, "labels", rel)
-        if folder not in made:
-            os.makedirs(folder, exist_ok=True)
-            made.add(folder)
-        with open(os.path.join(folder, name), "wb") as f:
-            f.write(data)
-    print(json.dumps({"seconds": time.monotonic() - started, "files": len(texts)}))
-
-
-def bench_size(n: int, repeats: int, work: str, master: str, event_log: str | None, lib: str | None,
-               job_set: tuple[str, ...] = (), programs: tuple[str, ...] = PROGRAMS,
-               settle_s: float = 300.0) -> dict:
-    lake = os.path.join(work, f"lake_{n}")
-    if not os.path.exists(os.path.join(lake, "frames", "manifest.parquet")):
+def lake_for(n: int, layout: str, work: str) -> str:
+    lake = os.path.join(work, f"lake_{layout}_{n}")
+    marker = os.path.join(lake, ".complete")
+    if not os.path.exists(marker):
         shutil.rmtree(lake, ignore_errors=True)
-        info = bench_lake.generate(lake, n)
-        print(f"[{n}] generated lake: {info['frames']} frames, {info['rows']} boxes", flush=True)
+        info = (bench_lake.generate if layout == "parquet" else bench_lake.generate_udacity)(lake, n)
+        open(marker, "w").close()
+        print(f"[{n}] generated {layout} lake: {info['frames']} frames, {info['rows']} boxes", flush=True)
+    return lake
+
+
+def bench_size(n: int, args: argparse.Namespace, programs: tuple[str, ...], work: str) -> dict:
+    lake = lake_for(n, args.layout, work)
+    job_set = tuple(args.job_set)
+    peer = "peer_archive" if "output.layout=shard_archive" in job_set else "peer"
     runs: dict[str, list[dict]] = {kind: [] for kind in PROGRAMS if kind in programs}
-    for r in range(repeats):
-        job_out, base_out, floor_out = (os.path.join(work, f"{kind}_{n}_run{r + 1}") for kind in PROGRAMS)
-        runs["job"].append(run_job(lake, fresh(job_out, work, settle_s), master, event_log if r == 0 else None,
-                                   lib, job_set))
-        if "baseline" in runs:
-            m = measure([PY, __file__, "--child", "baseline", lake, fresh(base_out, work, settle_s)])
-            m["frames"] = json.loads(m["stdout"].strip().splitlines()[-1])["frames"]
-            runs["baseline"].append(m)
-        if "floor" in runs:
-            m = measure([PY, __file__, "--child", "floor", job_out, fresh(floor_out, work, settle_s)])
-            done = json.loads(m["stdout"].strip().splitlines()[-1])
-            m["wall"], m["frames"] = done["seconds"], done["files"]
-            runs["floor"].append(m)
-        print(f"[{n}] run {r + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in runs.items()),
+    for r in range(args.repeats):
+        outs = {kind: fresh(os.path.join(work, f"{kind}_{args.layout}_{n}_run{r + 1}"), work, args.settle)
+                for kind in runs}
+        for kind in runs:
+            if kind in ("job", "base"):
+                runs[kind].append(run_job(args.layout, lake, outs[kind], args.master,
+                                          args.event_log if r == 0 and kind == "job" else None,
+                                          args.lib if kind == "job" else args.base_lib, job_set))
+            elif kind == "floor":
+                runs[kind].append(child("floor", args.layout, outs["job"], outs[kind]))
+            else:
+                runs[kind].append(child(peer if kind == "peer" else "seed", args.layout, lake, outs[kind]))
+        print(f"[{n}] run {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in runs.items()),
               flush=True)
     result = {kind: {key: statistics.median(m[key] for m in ms) for key in ("wall", "driver_mb", "total_mb")}
               for kind, ms in runs.items()}
-    result["job"]["in_job"] = statistics.median(m["in_job"] for m in runs["job"])
     for kind, ms in runs.items():
-        result[kind]["frames"] = ms[-1]["frames"]
-        result[kind]["runs"] = [round(m["wall"], 1) for m in ms]
+        result[kind].update(frames=ms[-1]["frames"], runs=[round(m["wall"], 1) for m in ms])
+        if kind in ("job", "base"):
+            result[kind]["in_job"] = statistics.median(m["in_job"] for m in ms)
+    if "peer" in runs and n <= args.verify_max:  # the peer wrote the job's labels, or the comparison is void
+        first = (os.path.join(work, f"{kind}_{args.layout}_{n}_run1") for kind in ("job", "peer"))
+        result["peer"]["compare"] = child("compare", args.layout, *first)
     return result
-
-
-LABELS = {"job": "job (spark-submit)", "baseline": "baseline (pandas)", "floor": "floor (write only)"}
 
 
 def report(results: dict[int, dict], repeats: int) -> str:
@@ -237,26 +215,28 @@ def report(results: dict[int, dict], repeats: int) -> str:
     for n, r in results.items():
         lines.append(f"N={n} frames, median of {repeats} run(s)")
         for kind, m in r.items():
-            lines.append(f"  {LABELS[kind]:20s} wall {m['wall']:9.3f} s  frames/s {n / m['wall']:9.0f}  "
+            lines.append(f"  {LABELS[kind]:25s} wall {m['wall']:9.3f} s  frames/s {n / m['wall']:9.0f}  "
                          f"driver peak {m['driver_mb']:7.0f} MB  job peak {m['total_mb']:7.0f} MB  "
                          f"runs {', '.join(f'{w:.1f}' for w in m['runs'])}")
         job = r["job"]
-        lines.append(f"  job wall inside Spark (stats.json wall_seconds) {job['in_job']:.1f} s")
-        written = ", ".join(f"{kind} {m['frames']}" + (" (annotated frames only)" if kind == "baseline" else "")
-                            for kind, m in r.items())
-        lines.append(f"  label files written: {written}")
-        ratios = [f"ratio job/{kind} {job['wall'] / r[kind]['wall']:.3f} (target <= {target})"
-                  for kind, target in (("baseline", 0.1), ("floor", 2)) if kind in r]
+        lines.append(f"  job wall inside Spark (stats.json wall_seconds) {job['in_job']:.1f} s"
+                     + (f", at --base-lib {r['base']['in_job']:.1f} s" if "base" in r else ""))
+        lines.append("  label files written: " + ", ".join(f"{kind} {m['frames']}" for kind, m in r.items()))
+        if "compare" in r.get("peer", {}):
+            c = r["peer"]["compare"]
+            lines.append(f"  peer vs job labels: {c['missing']} frames on one side only, {c['differ']} of {c['frames']} "
+                         f"differ, by at most {c['max_diff']:.1e}")
+        ratios = [f"job/{kind} {job['wall'] / r[kind]['wall']:.3f}" + (f" (target <= {TARGETS[kind]})"
+                                                                       if kind in TARGETS else "")
+                  for kind in ("base", "peer", "seed", "floor") if kind in r]
         if ratios:
             lines.append("  " + "   ".join(ratios))
     sizes = sorted(results)
     if len(sizes) >= 2:
         small, big = results[sizes[0]]["job"], results[sizes[-1]]["job"]
         lines.append(f"ratio {sizes[-1]}/{sizes[0]}: job wall {big['wall'] / small['wall']:.2f} "
-                     f"(linear: {sizes[-1] / sizes[0]:.0f}, target <= 1.1x linear), "
-                     f"driver peak {big['driver_mb'] / small['driver_mb']:.2f} (target <= 1.2)")
-    else:
-        lines.append(f"ratio largest/smallest: n/a (one size: {sizes[0]})")
+                     f"(linear: {sizes[-1] / sizes[0]:.0f}), driver peak {big['driver_mb'] / small['driver_mb']:.2f} "
+                     "(target <= 1.2)")
     return "\n".join(lines)
 
 
@@ -264,21 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="100000,1000000", help="comma-separated frame counts")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--layout", choices=("parquet", "udacity"), default="parquet",
+                   help="parquet: annotations + manifest (conf/demo.yaml); udacity: the seed's CSVs (conf/udacity.yaml)")
     p.add_argument("--work", help="folder for lakes and outputs (kept; default: a temporary folder, removed)")
     p.add_argument("--master", default="local[*]")
     p.add_argument("--event-log", help="write the Spark event log of each size's first job run here (profiling)")
     p.add_argument("--lib", help="source root of the yololake to bench (e.g. a snapshot's lib/); default: installed")
+    p.add_argument("--base-lib", help="a second yololake source root (e.g. the previous commit's lib/), run as "
+                                      "program 'base' beside the job in the same series")
     p.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra --set for the job, e.g. output.layout=shard_archive")
-    p.add_argument("--programs", default=",".join(PROGRAMS),
-                   help="which to run, comma-separated (the job always runs; the floor rewrites its files)")
+                   help="extra --set for the job, e.g. output.layout=shard_archive (the peer then writes tars)")
+    p.add_argument("--programs", default="job,peer,seed,floor",
+                   help=f"which to run, comma-separated, from {', '.join(PROGRAMS)} (the job always runs)")
+    p.add_argument("--verify-max", type=int, default=100_000, metavar="N",
+                   help="compare the peer's labels with the job's at sizes up to N (reads every label file)")
     p.add_argument("--settle", type=float, default=300.0, metavar="SECONDS",
                    help="longest wait for the disk to be quiet before each timed program (0: no wait)")
     p.add_argument("--child", nargs=3, metavar=("KIND", "IN", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        kind, src, out = args.child
-        (baseline if kind == "baseline" else floor)(src, out)
+        bench_peers.run_child(args.child[0], args.layout, *args.child[1:])
         return 0
     try:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -286,18 +271,18 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--sizes {args.sizes!r}: expected comma-separated whole numbers, e.g. 100000,1000000")
     if not sizes or min(sizes) < 1 or args.repeats < 1:
         p.error("--sizes needs positive frame counts and --repeats at least 1")
-    programs = tuple(x.strip() for x in args.programs.split(",") if x.strip())
-    if not set(programs) <= set(PROGRAMS):
-        p.error(f"--programs {args.programs!r}: choose from {', '.join(PROGRAMS)}")
+    programs = tuple(dict.fromkeys(["job", *(x.strip() for x in args.programs.split(",") if x.strip())]))
+    if not set(programs) <= set(PROGRAMS) or ("base" in programs) != bool(args.base_lib):
+        p.error(f"--programs {args.programs!r}: choose from {', '.join(PROGRAMS)} ('base' with --base-lib only)")
     work = args.work or tempfile.mkdtemp(prefix="yololake-bench-")
     os.makedirs(os.path.join(work, PROBES), exist_ok=True)
     try:
-        results = {n: bench_size(n, args.repeats, work, args.master, args.event_log, args.lib,
-                                tuple(args.job_set), programs, args.settle) for n in sizes}
+        results = {n: bench_size(n, args, programs, work) for n in sizes}
     finally:
         shutil.rmtree(work if not args.work else os.path.join(work, PROBES), ignore_errors=True)
     cpu = f"{psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
-    print(f"\nmachine: {cpu}; master {args.master}; job --set {' '.join(args.job_set) or '(defaults)'}")
+    print(f"\nmachine: {cpu}; layout {args.layout}; master {args.master}; "
+          f"job --set {' '.join(args.job_set) or '(defaults)'}; load average {os.getloadavg()[0]:.1f}")
     print(report(results, args.repeats))
     return 0
 

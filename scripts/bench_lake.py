@@ -3,6 +3,8 @@
     LAKE/frames/manifest.parquet                  frame_id, image, width, height, video_id
     LAKE/annotations/drive=<d>/part-*.parquet     frame_id, label, xmin, ymin, xmax, ymax (pixels)
 
+--layout udacity: the seed's own CSVs instead (see generate_udacity).
+
 Same schema as yololake.samples.lake (so conf/demo.yaml reads it), but no JPEGs and no planted bad rows:
 the build runs with images.mode none and images.check_exists false. About 6 boxes per frame, every
 20th frame a background frame (no boxes). Deterministic for a given seed.
@@ -66,13 +68,44 @@ def generate(root: str, frames: int, seed: int = 0) -> dict:
     return {"frames": frames, "rows": int(owner.size)}
 
 
+UDACITY_SIZE = (480, 300)
+UDACITY_FILES = {"labels_train.csv": 0.8, "labels_val.csv": 0.2}
+
+
+def generate_udacity(root: str, frames: int, seed: int = 0) -> dict:
+    """The seed's own layout at any size: labels_train.csv and labels_val.csv (80/20 of the frames), columns
+    frame,xmin,xmax,ymin,ymax,class_id (integer pixel corners, class_id 1-5, frame = "<id>.jpg"), every image
+    480x300 (conf/udacity.yaml asserts it). No images and no background frames: Udacity lists boxes only."""
+    import pyarrow.csv as pacsv
+
+    rng = np.random.default_rng(seed)
+    w, h = UDACITY_SIZE
+    boxes = rng.integers(3, 10, size=frames)
+    owner = np.repeat(np.arange(frames), boxes)
+    bw, bh = (rng.uniform(0.05, 0.3, owner.size) * w).astype(int) + 1, (rng.uniform(0.05, 0.3, owner.size) * h).astype(int) + 1
+    x, y = (rng.uniform(0, 1, owner.size) * (w - bw)).astype(int), (rng.uniform(0, 1, owner.size) * (h - bh)).astype(int)
+    names = np.array([f"{1478019952686311006 + 1000 * i}.jpg" for i in range(frames)], dtype=object)
+    os.makedirs(root, exist_ok=True)
+    cut = int(frames * UDACITY_FILES["labels_train.csv"])
+    for name, sel in (("labels_train.csv", owner < cut), ("labels_val.csv", owner >= cut)):
+        table = pa.table({
+            "frame": pa.array(names[owner[sel]], pa.string()), "xmin": x[sel], "xmax": x[sel] + bw[sel],
+            "ymin": y[sel], "ymax": y[sel] + bh[sel], "class_id": rng.integers(1, 6, int(sel.sum())),
+        })
+        with open(os.path.join(root, name), "wb") as f:  # an unquoted header, as Kaggle's files have
+            f.write((",".join(table.column_names) + "\n").encode())
+            pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    return {"frames": frames, "rows": int(owner.size)}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--frames", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=("parquet", "udacity"), default="parquet")
     args = p.parse_args()
-    info = generate(args.out, args.frames, args.seed)
+    info = (generate if args.layout == "parquet" else generate_udacity)(args.out, args.frames, args.seed)
     print(f"bench lake: {args.out} ({info['frames']} frames, {info['rows']} annotation rows)")
     return 0
 

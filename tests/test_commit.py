@@ -100,7 +100,8 @@ def test_a_duplicate_late_attempt_leaves_one_identical_copy(tmp_path, sample_lak
     assert first.iloc[0].to_dict() | {"sha256": ""} == {
         "split": "train", "shard": "00007", "frames": 3, "boxes": 3, "background": 1,
         "label_bytes": len("0 0.5 0.5 0.1 0.1\n1 0.2 0.2 0.1 0.1\n2 0.3 0.3 0.1 0.1\n"), "sha256": "",
-        "object": "labels/train/00007/", "object_bytes": None, "object_sha256": None, "error": None}
+        "object": "labels/train/00007/", "object_bytes": None, "object_sha256": None, "error": None,
+        "classes": '{"0": 1, "1": 1, "2": 1}'}
 
 
 def test_a_failed_run_commits_nothing_and_a_rerun_completes(spark, sample_lake, clean_run, tmp_path):

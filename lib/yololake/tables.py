@@ -189,28 +189,36 @@ def _parquet_bytes(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def write_parquet_parts(df: DataFrame, store: Store, folder: str) -> int:
-    """Write `df` under `folder` as part-NNNNN.parquet (one per non-empty partition); return the row count."""
+def write_parquet_parts(df: DataFrame, store: Store, folder: str, count_by: str | None = None) -> dict:
+    """Write `df` under `folder` as part-NNNNN.parquet (one per non-empty partition); return the rows written
+    by value of the string column `count_by` (all under None without it), counted by the writing tasks."""
     schema = to_arrow_schema(df.schema)
 
     def write(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from pyspark import TaskContext
 
         frames = [b for b in batches if len(b)]
-        rows, error = sum(len(b) for b in frames), None
-        if rows:
-            table = pa.Table.from_pandas(pd.concat(frames, ignore_index=True), schema=schema, preserve_index=False)
+        error = None
+        data = pd.concat(frames, ignore_index=True) if frames else None
+        if data is not None:
+            table = pa.Table.from_pandas(data, schema=schema, preserve_index=False)
             try:
                 store.put(f"{folder}/part-{TaskContext.get().partitionId():05d}.parquet", _parquet_bytes(table))
             except StorageError as exc:  # the client already retried; a Spark retry would multiply that
                 error = str(exc)
-        yield pd.DataFrame({"rows": [rows], "error": [error]})
+        counts = (data[count_by].value_counts(dropna=False) if count_by and data is not None
+                  else pd.Series({None: 0 if data is None else len(data)}, dtype="int64"))
+        yield pd.DataFrame({"value": [None if pd.isna(v) else v for v in counts.index],
+                            "rows": counts.to_numpy(), "error": error})
 
-    results = df.mapInPandas(write, "rows long, error string").collect()  # one small row per partition
+    results = df.mapInPandas(write, "value string, rows long, error string").collect()  # a few rows per partition
     errors = [r["error"] for r in results if r["error"]]
     if errors:
         raise StorageError(errors[0])
-    total = sum(r["rows"] for r in results)
-    if total == 0:  # readers still find a (typed, empty) table
+    totals: dict = {}
+    for r in results:
+        if r["rows"]:
+            totals[r["value"]] = totals.get(r["value"], 0) + r["rows"]
+    if not totals:  # readers still find a (typed, empty) table
         store.put(f"{folder}/part-00000.parquet", _parquet_bytes(schema.empty_table()))
-    return total
+    return totals

@@ -30,7 +30,7 @@ from yololake.dataset.versions import VersionedOutput, failure_marked, heartbeat
 from yololake.errors import InputError, QuarantineThresholdError, StorageError
 from yololake.input_files import read_errors
 from yololake.logs import progress
-from yololake.spark_session import start_spark
+from yololake.spark_session import size_shuffle_partitions, start_spark
 from yololake.storage import Store, json_bytes
 from yololake.tables import write_parquet_parts
 
@@ -76,6 +76,8 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, for
     current = None if force else current_if_same(config, out, fingerprint)
     if current:
         return current
+    partitions = size_shuffle_partitions(spark, fingerprint["bytes"])
+    log.info("shuffle partitions: %d (input %.1f MB)", partitions, fingerprint["bytes"] / 2**20)
     plan = build_plan(spark, config, inputs)
     try:
         output = VersionedOutput(Store(out, config.storage))
@@ -111,14 +113,21 @@ def _build_version(config: JobConfig, plan: Plan, store: Store, shard_writer: Ca
     return summary
 
 
-def _validate(plan: Plan, config: JobConfig, store: Store, started: float) -> RowCounts:
-    """Write the quarantine, refuse an empty input and enforce the threshold; return the row counts."""
-    write_parquet_parts(plan.quarantine(), store, L.QUARANTINE)
-    by_reason = plan.counts_by_reason()
-    reasons = {reason: rows for reason, (rows, _) in by_reason.items()}
-    rows_in = sum(reasons.values())
-    valid = reasons.pop(None, 0)
+def _frame_counts(plan: Plan) -> list:
+    """One pass over the (cached) frame table for every count the job reports and reconciles: per status and
+    split, the frames, the boxes kept, and the valid and clipped annotation rows behind them."""
+    return plan.frames.groupBy("status", "split").agg(
+        F.count(F.lit(1)).alias("frames"), F.sum("box_count").alias("boxes"),
+        F.sum("valid_rows").alias("valid"), F.sum("clipped_rows").alias("clipped")).collect()
+
+
+def _validate(plan: Plan, config: JobConfig, store: Store, started: float, frame_counts: list) -> RowCounts:
+    """Write the quarantine (its writers count the rows by reason), refuse an empty input and enforce the
+    threshold; return the row counts. Valid rows come from the frame table: no second pass over the rows."""
+    reasons = write_parquet_parts(plan.quarantine(), store, L.QUARANTINE, count_by="reason")
+    valid = sum(r["valid"] or 0 for r in frame_counts)
     quarantined = sum(reasons.values())
+    rows_in = valid + quarantined
     progress(log, f"validate: {rows_in} rows, {quarantined} quarantined", started)
     if rows_in == 0:
         raise InputError(f"the annotations hold no rows ({', '.join(plan.sources)}), so there is nothing to build; "
@@ -130,7 +139,7 @@ def _validate(plan: Plan, config: JobConfig, store: Store, started: float) -> Ro
             f"quarantine.max_fraction {config.quarantine.max_fraction:.1%}; nothing was committed. Reasons: "
             f"{json.dumps(reasons, sort_keys=True)}.{_unknown_class_hint(plan, config, reasons)} Inspect "
             f"{store.display(L.QUARANTINE)}, fix the input or config, or raise the threshold")
-    return RowCounts(rows_in, valid, quarantined, reasons, by_reason.get(None, (0, 0))[1])
+    return RowCounts(rows_in, valid, quarantined, reasons, sum(r["clipped"] or 0 for r in frame_counts))
 
 
 def _unknown_class_hint(plan: Plan, config: JobConfig, reasons: dict) -> str:
@@ -170,10 +179,8 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
            started: float) -> tuple[dict, list[str], list[dict]]:
     """Quarantine, shards and list files; once the counts reconcile, return the summary, the splits written
     and the shard manifest."""
-    counts = _validate(plan, config, store, started)
-    # One pass over the frame table for every frame-level count (statuses, frames per split, boxes kept).
-    frame_counts = plan.frames.groupBy("status", "split").agg(
-        F.count(F.lit(1)).alias("frames"), F.sum("box_count").alias("boxes")).collect()
+    frame_counts = _frame_counts(plan)
+    counts = _validate(plan, config, store, started, frame_counts)
     statuses: dict = {}
     split_counts: dict = {}
     for r in frame_counts:
@@ -197,7 +204,7 @@ def _write(config: JobConfig, plan: Plan, store: Store, shard_writer: Callable[[
         raise RuntimeError(f"counts do not reconcile: {counts.rows_in} rows in != {written} written + "
                            f"{counts.quarantined} quarantined + {duplicates} duplicates; nothing was committed")
     summary = summarize(plan, config, store.display(), counts, written, duplicates, shards, statuses)
-    return summary, splits, [{k: v for k, v in s.asDict().items() if k != "error"} for s in shards]
+    return summary, splits, [{k: v for k, v in s.asDict().items() if k not in ("error", "classes")} for s in shards]
 
 
 def _publish(plan: Plan, config: JobConfig, store: Store, summary: dict, splits: list[str],

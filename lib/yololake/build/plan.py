@@ -56,7 +56,9 @@ class Plan:
     class_raw, source_file and source_row (JSON)."""
     frames: DataFrame
     """Every frame: key, ext, image_uri, width, height (displayed), split, box_count, labels, annotated, status,
-    and the image facts (image_format, stored_width, stored_height, orientation, image_bytes)."""
+    the image facts (image_format, stored_width, stored_height, orientation, image_bytes), and its valid
+    annotation rows before duplicates were dropped (valid_rows) and how many of them were clipped (clipped_rows):
+    the counts the job reconciles, so no second pass over the annotation rows is needed."""
     cached: tuple[DataFrame, ...] = ()
     """What building the plan persisted, released by `release`."""
     unreadable: tuple[Unreadable, ...] = ()
@@ -67,12 +69,6 @@ class Plan:
     def release(self) -> None:
         for df in self.cached:
             df.unpersist()
-
-    def counts_by_reason(self) -> dict:
-        """reason (None: valid) -> (rows, rows whose box was clipped to the image)."""
-        rows = self.annotations.groupBy("reason").agg(
-            F.count(F.lit(1)).alias("rows"), F.sum(F.col("clipped").cast("long")).alias("clipped")).collect()
-        return {r["reason"]: (r["rows"], r["clipped"] or 0) for r in rows}
 
     def top_values(self, reason: str, column: str, n: int = 5) -> list[tuple]:
         """The `n` most common values of `column` among the rows quarantined as `reason`, with their counts."""
@@ -86,12 +82,6 @@ class Plan:
 
     def frames_to_write(self) -> DataFrame:
         return self.frames.where(F.col("status").isin(*WRITTEN_STATUSES))
-
-    def boxes_by_split_and_class(self) -> DataFrame:
-        """split, cls, count of the boxes written (read from the frames' label text, duplicates already dropped)."""
-        lines = self.frames_to_write().where(F.col("labels") != "").select(
-            "split", F.explode(F.split("labels", "\n")).alias("line"))
-        return lines.groupBy("split", F.substring_index("line", " ", 1).cast("int").alias("cls")).count()
 
 
 def annotation_paths(paths: tuple[str, ...], config: JobConfig) -> list[str]:
@@ -199,12 +189,16 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
     boxes = boxes.unionByName(unreadable_rows(spark, table.unreadable, boxes.schema)).persist()
 
     # One aggregation per frame over every annotation row: the frame's distinct valid lines (exact duplicate
-    # boxes dropped; collect_list skips the null line of a rejected row) and whether it had any row at all.
-    per_frame = boxes.groupBy("frame_id").agg(F.array_sort(F.array_distinct(F.collect_list("line"))).alias("lines"))
+    # boxes dropped; collect_list skips the null line of a rejected row), whether it had any row at all, and
+    # its valid and clipped row counts (so the counts reconcile from this table, not from another pass).
+    per_frame = boxes.groupBy("frame_id").agg(F.array_sort(F.array_distinct(F.collect_list("line"))).alias("lines"),
+                                              F.count("line").alias("valid_rows"),
+                                              F.count(F.when(F.col("clipped"), 1)).alias("clipped_rows"))
     full = (frames.join(per_frame, on="frame_id", how="left")
             .select("*", F.col("lines").isNotNull().alias("annotated"),
                     F.coalesce(F.size("lines"), F.lit(0)).alias("box_count"),
                     F.coalesce(F.concat_ws("\n", "lines"), F.lit("")).alias("labels"))
+            .fillna(0, ["valid_rows", "clipped_rows"])
             .drop("lines"))
     frame_table = frame_status(full, config.background.policy, config.background.fraction, split.seed).persist()
     return Plan(annotations=boxes, frames=frame_table, cached=(frames, boxes, frame_table),

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import tarfile
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +26,9 @@ from yololake.errors import StorageError
 from yololake.storage import Store, atomic_folder
 
 SHARD_SCHEMA = ("split string, shard string, frames long, boxes long, background long, label_bytes long, "
-                "sha256 string, object string, object_bytes long, object_sha256 string, error string")
+                "sha256 string, object string, object_bytes long, object_sha256 string, classes string, "
+                "error string")
+"""One row per shard: its shards.json entry, its boxes per class id (JSON), and a storage error if any."""
 ShardWriter = Callable[[pd.DataFrame], pd.DataFrame]
 _PUT_BATCH = 256  # objects per concurrent batch on an object store
 
@@ -70,9 +74,12 @@ def _index_part(frames: pd.DataFrame, labels: dict[str, bytes], digests: dict[st
     """The shard's index part: the frame facts, the copies' sha256 and the labels as YOLOv5 parses them."""
     frames = frames.rename(columns={"image_uri": "source_image"}).assign(
         **{c: None for c in L.IMAGE_FACT_COLUMNS if c not in frames.columns},
-        image_sha256=[digests.get(f"{k}.{e}") for k, e in zip(frames["key"], frames["ext"])],
-        yolo_labels=[L.yolo_labels(labels[f"{k}.txt"].decode("utf-8")).ravel() for k in frames["key"]])
-    table = pa.Table.from_pandas(frames[list(L.INDEX_COLUMNS)], schema=L.index_schema(), preserve_index=False)
+        image_sha256=[digests.get(f"{k}.{e}") for k, e in zip(frames["key"], frames["ext"])])
+    schema = L.index_schema()
+    table = pa.Table.from_pandas(frames[list(L.INDEX_COLUMNS[:-1])], schema=pa.schema(list(schema)[:-1]),
+                                 preserve_index=False)
+    table = table.append_column(schema.field("yolo_labels"), L.yolo_labels_column(
+        [labels[f"{k}.txt"].decode("utf-8") for k in frames["key"]]))
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
@@ -157,7 +164,9 @@ def write_shard(frames: pd.DataFrame, spec: ShardSpec) -> pd.DataFrame:
     row = {"split": split, "shard": shard, "frames": len(frames), "boxes": int(frames["box_count"].sum()),
            "background": int((frames["box_count"] == 0).sum()),
            "label_bytes": sum(len(d) for d in labels.values()), "sha256": L.shard_sha256(texts),
-           "object": None, "object_bytes": None, "object_sha256": None, "error": None}
+           "object": None, "object_bytes": None, "object_sha256": None, "error": None,
+           "classes": json.dumps(Counter(line.split(" ", 1)[0] for text in frames["labels"] if text
+                                         for line in text.split("\n")))}
     try:
         if spec.store.exists(L.ABORTED):  # another shard already failed for good: don't pay its retries again
             row["error"] = f"skipped: {spec.store.read(L.ABORTED).decode('utf-8', 'replace')}"

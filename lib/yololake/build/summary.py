@@ -2,6 +2,7 @@
 lines the job prints."""
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 from yololake.build.config import JobConfig
@@ -22,18 +23,21 @@ class RowCounts(NamedTuple):
 
 def summarize(plan: Plan, config: JobConfig, root: str, counts: RowCounts, written: int, duplicates: int,
               shards: list, statuses: dict) -> dict:
-    """Counts by split, class, reason and frame status (all small aggregates)."""
+    """Counts by split, class, reason and frame status, from the small aggregates the job already holds."""
     names = config.classes.names
     by_split_class: dict = {}
-    for r in plan.boxes_by_split_and_class().collect():
-        by_split_class.setdefault(r["split"], {})[names[r["cls"]]] = r["count"]
     frames_by_split = {}
-    for s in shards:
+    for s in shards:  # class counts come from the shard writers, which read every label line anyway
+        per_class = by_split_class.setdefault(s["split"], {})
+        for cls, n in sorted(json.loads(s["classes"] or "{}").items(), key=lambda item: int(item[0])):
+            per_class[names[int(cls)]] = per_class.get(names[int(cls)], 0) + n
         entry = frames_by_split.setdefault(s["split"], {"frames": 0, "background": 0, "boxes": 0, "shards": 0})
         entry["frames"] += s["frames"]
         entry["background"] += s["background"]
         entry["boxes"] += s["boxes"]
         entry["shards"] += 1
+    by_split_class = {split: dict(sorted(per_class.items(), key=lambda item: names.index(item[0])))
+                      for split, per_class in by_split_class.items()}
     return {
         "out": root,
         "rows_in": counts.rows_in,

@@ -81,6 +81,40 @@ def yolo_labels(text: str):
     return rows[i] if len(i) < len(rows) else rows
 
 
+def yolo_labels_column(texts: Sequence[str]):
+    """`yolo_labels` of many label texts at once, as an arrow list<float32> array (the index column).
+
+    One parse for the whole shard instead of one per frame: the texts' tokens are read in a single call
+    and cut at each frame's line count. A frame whose rows repeat after the float32 parse, or any text
+    that is not 5 tokens per line, goes through `yolo_labels` itself, so the result is always its result."""
+    import numpy as np
+    import pyarrow as pa
+
+    lines = np.array([t.count("\n") + 1 if t else 0 for t in texts], dtype=np.int64)
+    joined = "\n".join(t for t in texts if t)
+    flat = np.array(joined.split(), dtype=np.float32)
+    # The job's own texts: lines of exactly 4 single spaces (so at least 5 tokens each), nothing blank;
+    # then 5 tokens per line on the whole is 5 on each line.
+    regular = (flat.size == 5 * lines.sum() and all(t == t.strip() for t in texts)
+               and not any(s in joined for s in ("  ", " \n", "\n ", "\n\n"))
+               and all(line.count(" ") == 4 for line in joined.split("\n") if joined))
+    if not regular:
+        return pa.array([yolo_labels(t).ravel() for t in texts], pa.list_(pa.float32()))
+    rows = flat.reshape(-1, 5)
+    owner = np.repeat(np.arange(len(texts)), lines)
+    keyed = np.empty(len(rows), dtype=[("frame", np.int64), ("row", "V20")])
+    keyed["frame"], keyed["row"] = owner, np.ascontiguousarray(rows).view("V20").ravel()
+    _, first = np.unique(keyed, return_index=True)
+    offsets = np.concatenate([[0], np.cumsum(lines * 5)])
+    if len(first) < len(rows):  # a repeated row: those frames take YOLOv5's own dedup and order
+        later = np.ones(len(rows), dtype=bool)
+        later[first] = False
+        repeated = set(owner[later].tolist())
+        return pa.array([yolo_labels(t).ravel() if i in repeated else flat[offsets[i]:offsets[i + 1]]
+                         for i, t in enumerate(texts)], pa.list_(pa.float32()))
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat, pa.float32()))
+
+
 WRITTEN_STATUSES = ("labeled", "background")
 """Frame statuses that are written; every other status names why a frame was not."""
 
