@@ -88,12 +88,26 @@ def _bin(col: str) -> F.Column:
     return F.least(F.floor(F.col(col) * BINS), F.lit(BINS - 1)).cast("int")
 
 
-def histogram_2d(boxes: DataFrame, x: str, y: str) -> np.ndarray:
-    """BINS x BINS counts of (x, y) in [0, 1]; only the non-empty bins are collected."""
-    hist = np.zeros((BINS, BINS), dtype=np.int64)
-    for r in boxes.groupBy(_bin(x).alias("bx"), _bin(y).alias("by")).count().collect():
-        hist[r["bx"], r["by"]] = r["count"]
-    return hist
+def box_counts(boxes: DataFrame) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Boxes per (split, class) and BINS x BINS histograms of the centres (cx, cy) and sizes (w, h), in one
+    aggregation over the boxes (grouping sets: one pass, only the non-empty cells collected)."""
+    centres, sizes = np.zeros((BINS, BINS), dtype=np.int64), np.zeros((BINS, BINS), dtype=np.int64)
+    classes: dict = {}
+    binned = boxes.select("split", "cls", *(_bin(c).alias(f"b{c}") for c in ("cx", "cy", "w", "h")))
+    sets = [["split", "cls"], ["bcx", "bcy"], ["bw", "bh"]]
+    columns = sum(sets, [])
+    # grouping_id(): one bit per grouping column, first column highest, set where the row is not grouped by it
+    gid = [sum(1 << (len(columns) - 1 - i) for i, c in enumerate(columns) if c not in group) for group in sets]
+    rows = binned.groupingSets(sets, *columns).agg(F.count(F.lit(1)).alias("n"),
+                                                   F.grouping_id().alias("gid")).collect()
+    for r in rows:
+        kind = gid.index(r["gid"])
+        if kind == 0:
+            classes[(r["split"], r["cls"])] = r["n"]
+        else:
+            x, y = sets[kind]
+            (centres if kind == 1 else sizes)[r[x], r[y]] = r["n"]
+    return classes, centres, sizes
 
 
 def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
@@ -109,15 +123,10 @@ def aggregate(spark: SparkSession, root: str, names: Sequence[str]) -> dict:
 def aggregate_tables(boxes: DataFrame, frames: DataFrame, reasons: dict, names: Sequence[str]) -> dict:
     """The report's numbers from one row per box (split, cls, cx, cy, w, h) and one per written frame
     (split, box_count), plus the quarantine's counts by reason."""
-    boxes = boxes.persist()
-    try:
-        classes: dict = {}
-        for r in boxes.groupBy("split", "cls").count().collect():
-            name = names[r["cls"]] if 0 <= r["cls"] < len(names) else str(r["cls"])
-            classes.setdefault(r["split"], {})[name] = r["count"]
-        centres, sizes = histogram_2d(boxes, "cx", "cy"), histogram_2d(boxes, "w", "h")
-    finally:
-        boxes.unpersist()
+    classes: dict = {}
+    by_split_class, centres, sizes = box_counts(boxes)
+    for (split, cls), count in sorted(by_split_class.items()):
+        classes.setdefault(split, {})[names[cls] if 0 <= cls < len(names) else str(cls)] = count
     per_frame: dict = {}
     for r in frames.groupBy("split", F.least("box_count", F.lit(BOX_CAP)).alias("n")).count().collect():
         per_frame.setdefault(r["split"], {})[int(r["n"])] = r["count"]

@@ -77,13 +77,13 @@ def check_frames(frames: DataFrame, sizes_given: bool = True) -> DataFrame:
         F.regexp_replace(frame, _IMAGE_EXT, "").alias("key"),
         F.regexp_extract(F.col("image_uri"), r"\.([A-Za-z0-9]+)$", 1).alias("ext"),
     )
-    n_id = F.count(F.lit(1)).over(Window.partitionBy("frame_id"))
+    # One window: frames sharing an id share its key too, so "key taken twice" covers "id given twice".
     n_key = F.count(F.lit(1)).over(Window.partitionBy("key"))
     bad_size = (F.col("width") <= 0) | (F.col("height") <= 0)
     if sizes_given:
         bad_size = F.col("width").isNull() | F.col("height").isNull() | bad_size
     reason = (F.when(~is_safe_frame_id(frame), F.lit(R.UNSAFE_FRAME_ID))
-              .when((n_id > 1) | (n_key > 1), F.lit(R.AMBIGUOUS_FRAME_ID))
+              .when(n_key > 1, F.lit(R.AMBIGUOUS_FRAME_ID))
               .when(bad_size, F.lit(R.INVALID_IMAGE_SIZE))
               .when(~F.lower(F.col("ext")).isin(*YOLO_IMAGE_FORMATS), F.lit(R.UNSUPPORTED_IMAGE_FORMAT)))
     return with_key.withColumn("frame_reason", reason)
