@@ -47,3 +47,25 @@ def test_the_local_ui_listens_on_loopback_only_unless_configured():
     assert loopback and loopback <= LOOPBACK, loopback
     everywhere = _ui_addresses("all_interfaces")
     assert everywhere and everywhere <= ANY, everywhere
+
+
+_PARTITIONS_PROBE = textwrap.dedent("""
+    import sys
+    from yololake.spark_session import size_shuffle_partitions, start_spark
+
+    settings = {"spark.ui.enabled": "false", **({"spark.sql.shuffle.partitions": sys.argv[1]} if sys.argv[1] else {})}
+    spark = start_spark("partitions-probe", "local[2]", settings)
+    counts = [size_shuffle_partitions(spark, size) for size in (0, 10 * 2**20, 2**30)]
+    print("PARTITIONS", *counts, spark.conf.get("spark.sql.shuffle.partitions"))
+    spark.stop()
+""")
+
+
+@pytest.mark.parametrize("configured, expected", [
+    ("", "PARTITIONS 4 4 32 32"),    # two per core, until the input needs more (32 MB of input each)
+    ("7", "PARTITIONS 7 7 7 7"),     # a value the config (or spark-submit --conf) gives always wins
+])
+def test_shuffle_partitions_are_sized_from_the_input_unless_configured(configured, expected):
+    run = subprocess.run([sys.executable, "-c", _PARTITIONS_PROBE, configured], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYSPARK_PYTHON": sys.executable})
+    assert expected in run.stdout, run.stdout + run.stderr[-2000:]

@@ -57,6 +57,10 @@ def size_shuffle_partitions(spark: SparkSession, input_bytes: int) -> int:
     one input size and one cluster. Returns the count in force."""
     if spark.sparkContext.getConf().contains(SHUFFLE_PARTITIONS):
         return int(spark.conf.get(SHUFFLE_PARTITIONS))
-    count = max(2 * spark.sparkContext.defaultParallelism, math.ceil(input_bytes / INPUT_BYTES_PER_PARTITION))
+    count = shuffle_partitions_for(input_bytes, spark.sparkContext.defaultParallelism)
     spark.conf.set(SHUFFLE_PARTITIONS, str(count))
     return count
+
+
+def shuffle_partitions_for(input_bytes: int, cores: int) -> int:
+    return max(2 * cores, math.ceil(input_bytes / INPUT_BYTES_PER_PARTITION))
