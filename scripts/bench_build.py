@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,6 +57,7 @@ def _is_worker(proc: psutil.Process) -> bool:
 
 def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
     """Run `cmd`; return wall seconds, peak RSS (MB) of the non-worker processes and of the whole tree, stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     peaks = {"driver": 0, "total": 0}
@@ -90,7 +92,10 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd[:4])}... failed (exit {proc.returncode}):\n{err[-3000:]}")
-    return {"wall": wall, "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20, "stdout": out}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # every process of the tree, once reaped
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20,
+            "stdout": out}
 
 
 def settle_disk(work: str, timeout: float = 300.0, fast_s: float = 0.25) -> float:
@@ -198,7 +203,7 @@ def bench_size(n: int, args: argparse.Namespace, programs: tuple[str, ...], work
                 runs[kind].append(child(peer if kind == "peer" else "seed", args.layout, lake, outs[kind]))
         print(f"[{n}] run {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]['wall']:.1f}s" for k, v in runs.items()),
               flush=True)
-    result = {kind: {key: statistics.median(m[key] for m in ms) for key in ("wall", "driver_mb", "total_mb")}
+    result = {kind: {key: statistics.median(m[key] for m in ms) for key in ("wall", "cpu", "driver_mb", "total_mb")}
               for kind, ms in runs.items()}
     for kind, ms in runs.items():
         result[kind].update(frames=ms[-1]["frames"], runs=[round(m["wall"], 1) for m in ms])
@@ -215,7 +220,7 @@ def report(results: dict[int, dict], repeats: int) -> str:
     for n, r in results.items():
         lines.append(f"N={n} frames, median of {repeats} run(s)")
         for kind, m in r.items():
-            lines.append(f"  {LABELS[kind]:25s} wall {m['wall']:9.3f} s  frames/s {n / m['wall']:9.0f}  "
+            lines.append(f"  {LABELS[kind]:25s} wall {m['wall']:9.3f} s  cpu {m['cpu']:7.1f} s  frames/s {n / m['wall']:9.0f}  "
                          f"driver peak {m['driver_mb']:7.0f} MB  job peak {m['total_mb']:7.0f} MB  "
                          f"runs {', '.join(f'{w:.1f}' for w in m['runs'])}")
         job = r["job"]
@@ -231,6 +236,8 @@ def report(results: dict[int, dict], repeats: int) -> str:
                   for kind in ("base", "peer", "seed", "floor") if kind in r]
         if ratios:
             lines.append("  " + "   ".join(ratios))
+        if "base" in r:  # CPU seconds of the whole process tree: what a busy machine disturbs least
+            lines.append(f"  cpu job/base {job['cpu'] / r['base']['cpu']:.3f}")
     sizes = sorted(results)
     if len(sizes) >= 2:
         small, big = results[sizes[0]]["job"], results[sizes[-1]]["job"]

@@ -22,11 +22,11 @@ def test_bench_prints_every_figure_for_each_size_and_the_ratios(tmp_path):
     for n in (120, 240):
         block = out.split(f"N={n} frames, median of 1 run(s)")[1].split("N=")[0]
         for kind in ("job (spark-submit)", "peer (polars, all cores)", "seed (pandas iterrows)", "floor (write only)"):
-            line = re.search(rf"{re.escape(kind)}\s+wall\s+{NUMBER} s\s+frames/s\s+{NUMBER}\s+driver peak\s+{NUMBER} MB"
-                             rf"\s+job peak\s+{NUMBER} MB", block)
+            line = re.search(rf"{re.escape(kind)}\s+wall\s+{NUMBER} s\s+cpu\s+{NUMBER} s\s+frames/s\s+{NUMBER}\s+"
+                             rf"driver peak\s+{NUMBER} MB\s+job peak\s+{NUMBER} MB", block)
             assert line, f"{kind} figures missing for N={n}:\n{block}"
-            wall, rate, driver, total = map(float, line.groups())
-            assert wall > 0 and driver > 0 and total >= driver
+            wall, cpu, rate, driver, total = map(float, line.groups())
+            assert wall > 0 and cpu > 0 and driver > 0 and total >= driver
             # wall is printed to 1 ms and the rate to a whole number: the rate must lie within what that allows
             low, high = n / (wall + 0.0005) - 0.5, n / max(wall - 0.0005, 1e-9) + 0.5
             assert low <= rate <= high, (rate, low, high)
