@@ -19,6 +19,7 @@ import pkgutil
 import re
 import runpy
 import sys
+import warnings
 from collections.abc import Sequence
 
 TRUST_ENV = "YOLOLAKE_TRUST_WEIGHTS"
@@ -39,7 +40,9 @@ def _classes(package: str) -> list:
         names += [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
     for name in names:
         try:
-            module = importlib.import_module(name)
+            with warnings.catch_warnings():  # e.g. YOLOv5's pkg_resources deprecation: not ours to print
+                warnings.simplefilter("ignore")
+                module = importlib.import_module(name)
         except Exception:  # noqa: BLE001, S112 - optional submodules (extra dependencies) are not allowlisted
             continue
         found += [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name]
@@ -99,8 +102,8 @@ def refused_global(exc: BaseException | None) -> str | None:
 
 def message(name: str, trainer: str, path: str = "") -> str:
     where = f"{path}: " if path else ""
-    return (f"checkpoint {where}refused: it needs {name}, which is not one of {trainer}'s model and "
-            "module classes (loaded with weights_only=True); pass --trust-weights only if you trust this file")
+    return (f"checkpoint {where}refused: it needs {name}, which is not one of the {trainer} trainer's "
+            "model and module classes (loaded with weights_only=True); pass --trust-weights only if you trust this file")
 
 
 def refusal(path: str, trainer: str) -> str | None:
