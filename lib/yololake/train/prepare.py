@@ -11,6 +11,7 @@ its caches are real files in the shadow tree's `labels/<split>/`.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 
 from yololake.dataset import layout as L
@@ -74,9 +75,7 @@ def _link(target: str, link: str) -> None:
     if os.path.islink(link) and os.readlink(link) == target:
         return
     os.makedirs(os.path.dirname(link), exist_ok=True)
-    tmp = f"{link}.tmp-link"
-    if os.path.lexists(tmp):
-        os.remove(tmp)
+    tmp = f"{link}.tmp-{uuid.uuid4().hex}"
     os.symlink(target, tmp)
     os.replace(tmp, link)
 

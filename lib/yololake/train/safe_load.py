@@ -35,17 +35,17 @@ _GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
 def _classes(package: str) -> list:
     """Every class defined in `package` and its submodules (imported; a submodule that fails is skipped)."""
     found, names = [], [package]
-    root = importlib.import_module(package)
-    if hasattr(root, "__path__"):
-        names += [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
-    for name in names:
-        try:
-            with warnings.catch_warnings():  # e.g. YOLOv5's pkg_resources deprecation: not ours to print
-                warnings.simplefilter("ignore")
+    with warnings.catch_warnings():  # e.g. YOLOv5's pkg_resources deprecation: not ours to print
+        warnings.simplefilter("ignore")
+        root = importlib.import_module(package)
+        if hasattr(root, "__path__"):
+            names += [m.name for m in pkgutil.walk_packages(root.__path__, f"{package}.")]
+        for name in names:
+            try:
                 module = importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S112 - optional submodules (extra dependencies) are not allowlisted
-            continue
-        found += [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name]
+            except Exception:  # noqa: BLE001, S112 - optional submodules (extra dependencies) are not allowlisted
+                continue
+            found += [v for v in vars(module).values() if isinstance(v, type) and v.__module__ == name]
     return found
 
 

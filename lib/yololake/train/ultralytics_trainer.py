@@ -10,6 +10,10 @@ package), takes RANK / LOCAL_RANK / WORLD_SIZE from torchrun:
   and torchrun's RANK is the global rank;
 - on CPU (gloo), where ultralytics' DDP wrap passes `device_ids=[None]` that DistributedDataParallel refuses
   for a CPU module, the model is wrapped here without device ids;
+- the final validation of best.pt runs on global rank 0 alone, after the process group is closed:
+  ultralytics runs it on every rank that finds best.pt on its disk, with barriers inside, which hangs or
+  fails across nodes (only global rank 0's node has best.pt); on CPU it is skipped (ultralytics' validator
+  puts a DDP rank on CUDA) and the last epoch's validation stands;
 - offline, the AMP check (which downloads yolo26n.pt) is skipped when that file is absent: AMP stays on.
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ import torch
 import torch.distributed as dist
 from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import LOGGER, RANK, WEIGHTS_DIR
+from ultralytics.utils.torch_utils import strip_optimizer
 
 
 def torchrun_world() -> tuple[int, int, int]:
@@ -37,7 +42,8 @@ class YololakeTrainer(DetectionTrainer):
         if world > 1:
             self.world_size = world  # every process of every node, not this node's devices
             self.ddp = False  # torchrun started us: never spawn
-        LOGGER.info(f"yololake trainer: global rank {rank}, local rank {local_rank}, world size {self.world_size}")
+        print(f"yololake trainer: global rank {rank}, local rank {local_rank}, world size {self.world_size}",
+              flush=True)  # print: ultralytics silences its logger on ranks other than 0
 
     def _setup_ddp(self):
         """The process group over the global world (gloo on CPU); ultralytics' own on accelerators."""
@@ -74,3 +80,21 @@ class YololakeTrainer(DetectionTrainer):
             super()._build_train_pipeline()
         finally:
             self.world_size = world
+        loader = self.train_loader
+        print(f"yololake trainer: rank {RANK} trains on {len(loader.sampler)} of {len(loader.dataset)} images, "
+              f"batch {loader.batch_size} per process", flush=True)
+
+    def final_eval(self):
+        if self.world_size > 1 and dist.is_initialized():
+            dist.barrier()  # every rank has finished training
+            dist.destroy_process_group()
+            if RANK != 0:
+                return
+            if self.device.type == "cpu":  # ultralytics' validator puts a DDP rank on CUDA: strip only
+                ckpt = strip_optimizer(self.last) if self.last.exists() else {}
+                if self.best.exists():
+                    strip_optimizer(self.best, updates={"train_results": ckpt.get("train_results")})
+                LOGGER.info("yololake trainer: final validation of best.pt skipped on CPU DDP (ultralytics' "
+                            "validator needs CUDA there); the last epoch's validation is in results.csv")
+                return
+        super().final_eval()
