@@ -104,7 +104,9 @@ def bench_yolov5(args, list_file: str) -> None:
     report("YOLOv5", NUM_THREADS, summary, scan, built, ours)
 
 
-def bench_ultralytics(args, list_file: str) -> None:
+def bench_ultralytics(args, list_file: str, root: str = "", names=("a", "b", "c", "d", "e"), cold=None) -> None:
+    """ultralytics' YOLODataset: its own scan, then our prebuild + the same dataset on it (`cold`: drop the
+    images' pages before each)."""
     from yololake.train import label_cache, ultralytics_cache, yolov5_env
 
     os.environ.update(YOLO_OFFLINE="1", YOLO_CONFIG_DIR=os.path.join(args.dir, "ultralytics_config"))
@@ -112,19 +114,22 @@ def bench_ultralytics(args, list_file: str) -> None:
     from ultralytics.data.dataset import YOLODataset
     from ultralytics.utils import NUM_THREADS
 
-    names = ["a", "b", "c", "d", "e"]
+    names, root, cold = list(names), root or args.dir, cold or (lambda: None)
 
     def load():
+        cold()
         return YOLODataset(img_path=list_file, data={"names": dict(enumerate(names)), "channels": 3}, imgsz=640,
                            augment=False, task="detect")
 
+    cache = os.path.dirname(label_cache.label_path(label_cache.list_images(list_file)[0])) + ".cache"
+    if os.path.exists(cache):
+        os.remove(cache)  # left by an earlier run
     t = time.perf_counter()
-    dataset = load()  # no cache: ultralytics scans
+    load()  # no cache: ultralytics scans
     scan = time.perf_counter() - t
-    cache = os.path.dirname(dataset.label_files[0]) + ".cache"
     os.remove(cache)
     t = time.perf_counter()
-    summary = ultralytics_cache.build(list_file, args.dir, label_cache.read_index(args.dir), names)
+    summary = ultralytics_cache.build(list_file, root, label_cache.read_index(root), names)
     built = time.perf_counter() - t
     mtime = os.stat(cache).st_mtime_ns
     load()
@@ -149,6 +154,7 @@ def bench_first_step(args) -> None:
     """ultralytics from launch to its first training step: prebuilt caches vs its own scan (realistic JPEGs)."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import bench_images
+    from yololake.dataset.layout import read_names
     from yololake.dataset.versions import current_folder
     from yololake.train import yolov5_env
 
@@ -164,9 +170,17 @@ def bench_first_step(args) -> None:
     version = current_folder(out)
     theirs = [f"data={version}/dataset.yaml" if a.startswith("data=") else "name=theirs" if a.startswith("name=")
               else a for a in theirs.split()]
+    print(f"dataset init, train split of {len(files)} images {args.size}, cold page cache")
+    os.makedirs(args.dir, exist_ok=True)
+    with open(os.path.join(version, "dataset.yaml"), encoding="utf-8") as f:
+        names = read_names(f.read())
+    bench_ultralytics(args, os.path.join(version, "train.txt"), version, names,
+                      lambda: bench_images.drop_pages(files))
     env = yolov5_env.offline_env(stage_dir)
     runs = {"yololake train --trainer ultralytics": (ours, f"{stage_dir}/*-inplace-ultralytics/labels/*/*.cache"),
             "ultralytics, its own scan": (theirs, f"{version}/labels/*/*.cache")}
+    if not args.repeats:
+        return
     print(f"time to the first training step, {len(files)} images {args.size}, cold page cache")
     medians = []
     for name, (cmd, caches) in runs.items():
