@@ -147,3 +147,6 @@ def test_a_checkpoint_with_a_planted_os_system_is_refused_and_never_runs(runs, d
         assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert "yololake: checkpoint refused: it needs posix.system" in proc.stderr
     assert not marker.exists()
+    # --trust-weights is the explicit opt-out, and a real one: full unpickling runs the planted (harmless) command.
+    trusted = yololake(runs.base, runs.env, "detect", "--weights", str(evil), "--source", images, "--trust-weights")
+    assert trusted.returncode != 0 and marker.exists()

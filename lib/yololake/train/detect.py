@@ -58,7 +58,8 @@ def run_script(name: str, ns: argparse.Namespace, values: dict, extra: tuple[str
     weights = yolov5_env.check_weights(ns.weights)
     if not weights:
         raise UsageError("--weights: required (a trained .pt file)")
-    if not (ns.trust_weights or ns.yolov5_dir) and (why := safe_load.refusal(weights, ns.trainer)):
+    clone = ns.trainer == "yolov5" and ns.yolov5_dir  # a clone's classes are checked in its process only
+    if not (ns.trust_weights or clone) and (why := safe_load.refusal(weights, ns.trainer)):
         raise UsageError(f"--weights: {why}")
     folder = launch.run_dir(ns.project, ns.name)
     cmd = trainer_command(name, ns, weights, folder, values) + list(extra)

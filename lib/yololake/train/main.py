@@ -50,7 +50,7 @@ def check_trainer(o: TrainOptions) -> None:
     else:
         ultralytics_env.model_arg(o.model)
     yolov5_env.check_weights(o.weights)
-    if o.trust_weights or o.yolov5_dir:  # a clone's classes are checked in the trainer process only
+    if o.trust_weights or (o.trainer == "yolov5" and o.yolov5_dir):  # a clone's: in the trainer process only
         return
     for flag, path in (("--weights", o.weights), ("--model", o.model)):
         if why := safe_load.refusal(path, o.trainer):
