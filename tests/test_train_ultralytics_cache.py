@@ -71,3 +71,18 @@ def test_an_unknown_cache_version_is_left_to_ultralytics(demo_dataset, ultralyti
     cache = prepared.caches["val"]
     assert cache["skipped"].endswith("uses label cache version 9.9.9, not 1.0.12 that yololake writes: it will "
                                      "scan the images itself") and not os.path.exists(cache["path"])
+
+
+def test_a_staged_copy_holds_both_trainers_caches_and_the_real_loader_reads_ours(demo_dataset, ultralytics_data,
+                                                                                  tmp_path, capfd):
+    out = demo_dataset[0]
+    ours = prepare.prepare(stage.resolve(out), str(tmp_path / "stage"), "always", progress=False, trainer="ultralytics")
+    yolov5 = prepare.prepare(stage.resolve(out), str(tmp_path / "stage"), "always", progress=False)
+    assert ours.staged and ours.root == yolov5.root and ours.root.startswith(str(tmp_path / "stage"))
+    assert ours.caches["val"]["path"] == os.path.join(ours.root, "labels", "val", "00000.cache")
+    assert yolov5.caches["val"]["path"] == os.path.join(ours.root, "val.cache")
+    _load(ultralytics_data, ours.yaml_path, "val")
+    assert f"Scanning {ours.caches['val']['path']}..." in "".join(capfd.readouterr())
+    again = prepare.prepare(stage.resolve(out), str(tmp_path / "stage"), "always", progress=False,
+                            trainer="ultralytics")
+    assert not again.caches["val"]["written"]  # up to date: the loader did not touch the files it hashes
