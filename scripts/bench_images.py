@@ -204,9 +204,9 @@ def fetch_all(uris: list[str], endpoint: str) -> None:
         list(pool.map(fs.cat_file, uris))
 
 
-def until_first_step(cmd: list[str], env: dict, log: str) -> tuple[float, float]:
-    """Seconds from starting `cmd` to YOLOv5's "Starting training" (its loaders built) and to its first loss
-    line; the trainer is then stopped."""
+def until_first_step(cmd: list[str], env: dict, log: str, first_step=FIRST_STEP) -> tuple[float, float]:
+    """Seconds from starting `cmd` to the trainer's "Starting training" (its loaders built) and to its first loss
+    line (`first_step`: YOLOv5's by default); the trainer is then stopped."""
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     seen, ready = b"", None
@@ -216,7 +216,7 @@ def until_first_step(cmd: list[str], env: dict, log: str) -> tuple[float, float]
             seen += chunk
             if ready is None and b"Starting training" in seen:
                 ready = time.perf_counter() - started
-            if ready is not None and FIRST_STEP.search(seen.split(b"Starting training", 1)[1]):
+            if ready is not None and first_step.search(seen.split(b"Starting training", 1)[1]):
                 first = time.perf_counter() - started
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()

@@ -2,7 +2,10 @@
 # GPU check for a lent GPU machine (see the `device` notes): a short single-GPU YOLOv5 training run through
 # the launcher, and the same training through `python -m yolov5.train` directly on the same prepared data,
 # then images/s of both and their ratio (target: the launcher within 5%). Then, when 2+ GPUs are visible,
-# the distributed preflight with NCCL and a 2-GPU DDP run through the launcher.
+# the distributed preflight with NCCL and a 2-GPU DDP run through the launcher. Then the ultralytics trainer
+# (issue 13): one GPU (AMP on, its check skipped offline; no "New cache created"), and with 2+ GPUs a 2-process
+# DDP run (standalone) and two torchrun agents on 127.0.0.1 meeting at a c10d rendezvous, one GPU each, as two
+# nodes (the global rank / world size plumbing of YololakeTrainer with NCCL).
 #
 #   bash scripts/gpu_check.sh    # knobs: FRAMES (4000) EPOCHS (3) IMG (320) BATCH (64) OUT (/tmp/yololake_gpu)
 #                                #        DEVICE (0; DEVICE=cpu FRAMES=60 IMG=128 rehearses the script without a GPU)
@@ -76,4 +79,23 @@ elif [[ "$NGPU" -ge 2 ]]; then
         2>&1 | grep -E "yololake (train|preflight)|all " || true
 else
     echo "only $NGPU GPU visible: DDP (2+ processes on GPUs) and the NCCL preflight are not checked here"
+fi
+
+# 3) The ultralytics trainer (issue 13) on the same data.
+ULTRA=(--trainer ultralytics --data "$OUT/data" --model yolov8n.yaml --img "$IMG" --batch-size "$BATCH")
+"$ROOT/.venv/bin/yololake" train "${ULTRA[@]}" --epochs "$EPOCHS" --device "$DEVICE" --project "$OUT/runs" \
+    --name ultralytics -- workers=8 plots=False > "$OUT/ultralytics.log" 2>&1 || { echo "ultralytics run failed"; exit 1; }
+grep -E "yololake train|AMP|New cache created|all " "$OUT/ultralytics.log" || true
+! grep -q "New cache created" "$OUT/ultralytics.log" || { echo "ultralytics rebuilt the cache"; exit 1; }
+if [[ "$DEVICE" != cpu && "$NGPU" -ge 2 ]]; then
+    "$ROOT/.venv/bin/yololake" train "${ULTRA[@]}" --epochs 1 --nproc-per-node 2 --project "$OUT/runs" \
+        --name ultralytics_ddp -- workers=4 plots=False 2>&1 | grep -E "yololake (train|trainer|preflight)|all " || true
+    for NODE in 0 1; do  # two "nodes" (agents), one GPU each, own stage dir and run folder
+        CUDA_VISIBLE_DEVICES=$NODE YOLOLAKE_STAGE_DIR="$OUT/stage_node$NODE" "$ROOT/.venv/bin/yololake" train \
+            "${ULTRA[@]}" --epochs 1 --nnodes 2 --nproc-per-node 1 --rdzv-endpoint 127.0.0.1:29731 --rdzv-id gpu \
+            --project "$OUT/runs_node$NODE" --name c10d -- workers=4 plots=False > "$OUT/c10d_node$NODE.log" 2>&1 &
+    done
+    wait
+    grep -hE "yololake (train|trainer|preflight)|all " "$OUT"/c10d_node*.log || true
+    ls "$OUT"/runs_node*/c10d/results.csv  # exactly one: global rank 0's node
 fi

@@ -43,3 +43,47 @@ def published_s3(fs, root: str) -> dict[str, bytes]:
         if rel not in RUN_SPECIFIC:
             tree[rel] = fs.cat_file(path)
     return tree
+
+
+# Loaded by every Python process of a training run (launcher, trainer): a connect to anything but loopback is
+# recorded and refused, as on an air-gapped cluster.
+NO_NETWORK = '''
+import os, socket
+with open(os.environ["NONET_LOG"], "a") as f:
+    f.write(f"guard {os.getpid()}\\n")
+_connect = socket.socket.connect
+def _guarded(self, address, *args):
+    host = address[0] if isinstance(address, tuple) else address
+    if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+        with open(os.environ["NONET_LOG"], "a") as f:
+            f.write(f"connect {address}\\n")
+        raise OSError(101, "Network is unreachable (test)")
+    return _connect(self, address, *args)
+socket.socket.connect = _guarded
+'''
+
+
+def guarded_env(base: Path) -> dict:
+    """The environment of a guarded training run under `base`: the socket guard (log: base/network.log), a stage
+    dir of its own, two threads."""
+    guard = base / "guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(NO_NETWORK)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
+            "NONET_LOG": str(base / "network.log"), "YOLOLAKE_STAGE_DIR": str(base / "stage"), "OMP_NUM_THREADS": "2"}
+
+
+def connects(base: Path) -> list[str]:
+    """The non-loopback connects the guard recorded under `base`."""
+    return [line for line in (base / "network.log").read_text().splitlines() if line.startswith("connect")]
+
+
+def tree_snapshot(root: str) -> dict[str, bytes | str]:
+    """Every file and link below `root`: {relative path: bytes, or "-> target" for a link}."""
+    tree = {}
+    for folder, dirs, files in os.walk(root):
+        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            tree[rel] = f"-> {os.readlink(path)}" if os.path.islink(path) else Path(path).read_bytes()
+    return tree

@@ -39,9 +39,9 @@ def test_dry_run_one_node_eight_gpus(capsys, tiny_dataset, tmp_path):
                          "--batch-size", "128", "--epochs", "3", "--", "--workers", "6", "--cos-lr")
     assert code == 0 and len(cmds) == 1
     cmd = cmds[0]
-    assert cmd[1:9] == ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "8", "--standalone",
-                        "-m"]
-    assert cmd[9] == "yolov5.train"
+    assert cmd[1:12] == ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "8", "--standalone",
+                         "-m", "yololake.train.safe_load", "yolov5", "-m"]  # the allowlist first, in the trainer
+    assert cmd[12] == "yolov5.train"
     yaml_path = _after(cmd, "--data")
     assert yaml_path.startswith(str(tmp_path / "stage")) and yaml_path.endswith("yololake_data.yaml")
     assert (_after(cmd, "--batch-size"), _after(cmd, "--epochs"), _after(cmd, "--weights")) == ("128", "3", "")
@@ -64,13 +64,15 @@ def test_dry_run_four_nodes_master_address_prints_each_node(capsys, tiny_dataset
                          "--master-addr", "10.0.0.1", "--master-port", "29600", "--batch-size", "256")
     assert code == 0 and len(cmds) == 4
     for rank, cmd in enumerate(cmds):
-        assert cmd[3:15] == ["--nnodes", "4", "--nproc-per-node", "8", "--node-rank", str(rank),
-                             "--master-addr", "10.0.0.1", "--master-port", "29600", "-m", "yolov5.train"]
+        assert cmd[3:18] == ["--nnodes", "4", "--nproc-per-node", "8", "--node-rank", str(rank),
+                             "--master-addr", "10.0.0.1", "--master-port", "29600", "-m", "yololake.train.safe_load",
+                             "yolov5", "-m", "yolov5.train"]
 
 
 def test_dry_run_single_process_runs_train_without_torchrun(capsys, tiny_dataset, tmp_path):
     code, cmds, _ = _dry(capsys, tiny_dataset, str(tmp_path / "stage"), "--device", "cpu")
-    assert code == 0 and cmds[0][1:3] == ["-m", "yolov5.train"] and _after(cmds[0], "--device") == "cpu"
+    assert code == 0 and _after(cmds[0], "--device") == "cpu"
+    assert cmds[0][1:6] == ["-m", "yololake.train.safe_load", "yolov5", "-m", "yolov5.train"]
 
 
 @pytest.mark.parametrize("flags, message", [
@@ -120,7 +122,7 @@ def test_dry_run_with_a_yolov5_clone_runs_its_train_py(capsys, tiny_dataset, tmp
     code, cmds, _ = _dry(capsys, tiny_dataset, str(tmp_path / "stage"), "--yolov5-dir", str(clone),
                          "--nproc-per-node", "2", "--batch-size", "32")
     assert code == 0
-    assert cmds[0][7:9] == ["--standalone", str(clone / "train.py")]
+    assert cmds[0][7:12] == ["--standalone", "-m", "yololake.train.safe_load", "yolov5", str(clone / "train.py")]
     assert _after(cmds[0], "--cfg") == str(clone / "models" / "yolov5s.yaml")
     assert train_main.main(["--data", tiny_dataset, "--yolov5-dir", str(tmp_path), "--dry-run"]) == 2
     assert "no train.py there" in capsys.readouterr().err

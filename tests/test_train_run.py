@@ -9,37 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import guarded_env
 
 pytestmark = pytest.mark.slow
-
-# Loaded by every Python process of the run (launcher, trainer): a connect to anything but loopback is
-# recorded and refused, as on an air-gapped cluster.
-NO_NETWORK = '''
-import os, socket
-with open(os.environ["NONET_LOG"], "a") as f:
-    f.write(f"guard {os.getpid()}\\n")
-_connect = socket.socket.connect
-def _guarded(self, address, *args):
-    host = address[0] if isinstance(address, tuple) else address
-    if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
-        with open(os.environ["NONET_LOG"], "a") as f:
-            f.write(f"connect {address}\\n")
-        raise OSError(101, "Network is unreachable (test)")
-    return _connect(self, address, *args)
-socket.socket.connect = _guarded
-'''
-
 
 @pytest.fixture(scope="module")
 def trained(demo_dataset, tmp_path_factory):
     """One real training run shared by the tests of this module: (run folder, completed process, env)."""
     base = tmp_path_factory.mktemp("train")
-    guard = base / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(NO_NETWORK)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
-           "NONET_LOG": str(base / "network.log"), "YOLOLAKE_STAGE_DIR": str(base / "stage"),
-           "OMP_NUM_THREADS": "2"}
+    env = guarded_env(base)
     proc = subprocess.run([sys.executable, "-m", "yololake", "train", "--data", demo_dataset[1]["root"],
                            "--model", "yolov5n", "--epochs", "1", "--img", "128", "--device", "cpu",
                            "--weights", "", "--batch-size", "16", "--project", str(base / "runs"),

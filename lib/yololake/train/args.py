@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from yololake.errors import UsageError
 
 STAGE_MODES = ("auto", "always", "never")
+TRAINERS = ("yolov5", "ultralytics")
 _GROUPS = ("", "distributed (torchrun)", "staging", "run")
 
 
@@ -29,8 +30,13 @@ def option(default, help: str = "", group: str = "", aliases: tuple[str, ...] = 
 class TrainOptions:
     data: str = option(dataclasses.MISSING, "dataset folder or URL written by build-dataset: a local path or any "
                        "fsspec URL (s3://, gs://, file://)")
-    model: str = option("yolov5s", "model name (yolov5n/s/m/l/x) or a model YAML (yolov5s)")
+    trainer: str = option("yolov5", "yolov5 (the YOLOv5 repo's train.py) or ultralytics (YOLOv8 / YOLO11) (yolov5)",
+                          choices=TRAINERS)
+    model: str = option("yolov5s", "yolov5: yolov5n/s/m/l/x or a model YAML; ultralytics: a model YAML it ships "
+                        "(yolo11n.yaml, yolov8s.yaml), a YAML path, or a local .pt (yolov5s)")
     weights: str = option("", "initial weights file (.pt, local: never downloaded); '' (default) trains from scratch")
+    trust_weights: bool = option(False, "load checkpoints with full unpickling (code can run) instead of "
+                                 "weights_only=True and the trainer's class allowlist: only for files you trust")
     epochs: int = option(100)
     batch_size: int = option(16, "total batch size over all processes, a multiple of the world size (16)")
     img: int = option(640, "image size in pixels (640)", aliases=("--imgsz",))
@@ -59,7 +65,8 @@ class TrainOptions:
     dry_run: bool = option(False, "print the command of every node and exit", "run")
     preflight_only: bool = option(False, "stage, prepare and run the preflight checks (including the distributed "
                                   "one), then exit", "run")
-    extra: tuple[str, ...] = option((), "arguments after --, passed to YOLOv5's train.py unchanged", flag=False)
+    extra: tuple[str, ...] = option((), "arguments after --, passed to the trainer unchanged (YOLOv5: train.py "
+                                    "flags; ultralytics: key=value)", flag=False)
 
     @property
     def world_size(self) -> int:
@@ -83,8 +90,9 @@ class TrainOptions:
 
 def build_parser(prog: str = "yololake train") -> argparse.ArgumentParser:
     """The parser, derived from TrainOptions' fields (flag --field-name, type from the annotation)."""
-    p = argparse.ArgumentParser(prog=prog, description="Stage a yololake dataset and train YOLOv5 on it "
-                                "(torchrun for several processes). Arguments after -- go to YOLOv5's train.py.")
+    p = argparse.ArgumentParser(prog=prog, description="Stage a yololake dataset and train YOLOv5 or ultralytics on "
+                                "it (torchrun for several processes). Arguments after -- go to the trainer "
+                                "(YOLOv5's train.py flags, or ultralytics key=value pairs).")
     groups = {name: p.add_argument_group(name) if name else p for name in _GROUPS}
     hints = typing.get_type_hints(TrainOptions)
     for f in dataclasses.fields(TrainOptions):
@@ -140,7 +148,9 @@ def check(o: TrainOptions) -> TrainOptions:
                          "(with --node-rank) so the nodes can find each other")
     if not 0 < o.master_port < 65535:  # the preflight check uses master port + 1
         raise UsageError(f"--master-port {o.master_port}: must be in 1..65534")
-    if o.distributed and any(x in o.extra for x in ("--evolve", "--image-weights")):
+    if o.trainer == "ultralytics" and (bad := [x for x in o.extra if "=" not in x.strip("=")]):
+        raise UsageError(f"-- {bad[0]}: ultralytics arguments after -- are key=value, e.g. -- lr0=0.01 mosaic=0.5")
+    if o.trainer == "yolov5" and o.distributed and any(x in o.extra for x in ("--evolve", "--image-weights")):
         raise UsageError("--evolve and --image-weights do not work with several processes in YOLOv5; "
                          "use --nproc-per-node 1 --nnodes 1")
     return o

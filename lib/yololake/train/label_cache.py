@@ -46,7 +46,7 @@ def label_path(image: str) -> str:
     return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
 
-def _stat_all(paths: list[str]) -> dict[str, os.stat_result]:
+def stat_all(paths: list[str]) -> dict[str, os.stat_result]:
     """One stat per file (following symlinks, as os.path.getsize does); absent files are left out."""
     found = {}
     for p in paths:
@@ -59,7 +59,7 @@ def _stat_all(paths: list[str]) -> dict[str, os.stat_result]:
 
 def get_hash(paths: list[str], stats: dict[str, os.stat_result] | None = None) -> str:
     """YOLOv5's get_hash: sha256 of the total size of the existing files, then of all paths joined."""
-    stats = _stat_all(paths) if stats is None else stats
+    stats = stat_all(paths) if stats is None else stats
     size = sum(stats[p].st_size for p in paths if p in stats)
     h = hashlib.sha256(str(size).encode())
     h.update("".join(paths).encode())
@@ -72,6 +72,8 @@ class Entry(NamedTuple):
     labels: np.ndarray | None
     """float32 (n, 5) as verify_image_label parses the label file; None: parse the file."""
     image_bytes: int | None
+    displayed: tuple[int, int] = (0, 0)
+    """(width, height) as displayed (EXIF orientation applied): the size the labels are normalised by."""
 
 
 def yolov5_shape(width, height, stored_width=None, stored_height=None, orientation=None) -> tuple[int, int]:
@@ -95,7 +97,7 @@ def read_index(dataset_root: str) -> dict[str, Entry]:
     labels = _label_arrays(t.column("yolo_labels")) if "yolo_labels" in present else missing
     rows = zip(cols["split"], cols["shard"], cols["key"], cols["ext"], cols["width"], cols["height"], facts, labels,
                cols.get("image_bytes", missing))
-    return {L.image_file(sp, sh, k, e): Entry(yolov5_shape(w, h, *f), lb, size)
+    return {L.image_file(sp, sh, k, e): Entry(yolov5_shape(w, h, *f), lb, size, (int(w), int(h)))
             for sp, sh, k, e, w, h, f, lb, size in rows}
 
 
@@ -171,7 +173,7 @@ def _parse_label(args):
         return None, None, None, 0, 0, 0, 1, f"WARNING ⚠️ {im_file}: ignoring corrupt image/label: {e}"
 
 
-def _check_image_bytes(im_files: list[str], entries: list, stats: dict) -> None:
+def check_image_bytes(im_files: list[str], entries: list, stats: dict) -> None:
     """Refuse images whose size is not the one the job read: YOLOv5 would rescan them and rewrite in place."""
     changed = [im for im, e in zip(im_files, entries)
                if e is not None and e.image_bytes is not None and im in stats and stats[im].st_size != e.image_bytes]
@@ -180,35 +182,54 @@ def _check_image_bytes(im_files: list[str], entries: list, stats: dict) -> None:
                            "the source images changed after build-dataset read them; rebuild the dataset")
 
 
+def index_entries(im_files: list[str], dataset_root: str, index: dict[str, Entry]) -> list[Entry | None]:
+    """Each image's index entry, by its path below the dataset root (None: not in the index)."""
+    root = os.path.realpath(dataset_root) + os.sep
+    return [index.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None for im in im_files]
+
+
+def parse_all(im_files: list[str], label_files: list[str], dataset_root: str, entries: list, stats: dict) -> list:
+    """verify_image_label's outcome for every image, from the index (label files of edited shards parsed)."""
+    root = os.path.realpath(dataset_root) + os.sep
+    edited = _edited_shards(dataset_root, label_files, stats)
+    jobs = [(im, lb, entry, im in stats, lb in stats and stat.S_ISREG(stats[lb].st_mode),
+             "*" not in edited and os.path.dirname(lb[len(root):]).replace(os.sep, "/") not in edited)
+            for im, lb, entry in zip(im_files, label_files, entries)]
+    # One thread: the work per image is a few numpy calls (or parsing one small local file), bound by the
+    # interpreter; a pool's per-item cost is larger (measured with scripts/bench_label_cache.py).
+    return list(map(_parse_label, jobs))
+
+
+def up_to_date(cache_path: str, version, digest: str) -> dict | None:
+    """The summary of a cache already at `cache_path` with this version and hash; None: (re)write it."""
+    if os.path.exists(cache_path):
+        try:
+            old = np.load(cache_path, allow_pickle=True).item()
+            if old["version"] == version and old["hash"] == digest:
+                return {"path": cache_path, "results": old["results"], "written": False}
+        except Exception:  # noqa: BLE001, S110 - an unreadable old cache is simply replaced
+            pass
+    return None
+
+
 def build(list_file: str, dataset_root: str, index: dict[str, Entry]) -> dict:
     """Write `<list file stem>.cache` for `list_file` (as YOLOv5 resolves it) and return its summary.
 
     Skips writing when a cache with the same hash and version is already there.
     """
     list_file = os.path.realpath(list_file)  # YOLOv5 resolves the YAML's paths
-    root = os.path.realpath(dataset_root) + os.sep
     im_files = list_images(list_file)
     label_files = [label_path(x) for x in im_files]
     cache_path = os.path.splitext(list_file)[0] + ".cache"
-    stats = _stat_all(label_files + im_files)
-    entries = [index.get(im[len(root):].replace(os.sep, "/")) if im.startswith(root) else None for im in im_files]
-    _check_image_bytes(im_files, entries, stats)
+    stats = stat_all(label_files + im_files)
+    entries = index_entries(im_files, dataset_root, index)
+    check_image_bytes(im_files, entries, stats)
     digest = get_hash(label_files + im_files, stats)
-    if os.path.exists(cache_path):
-        try:
-            old = np.load(cache_path, allow_pickle=True).item()
-            if old["version"] == CACHE_VERSION and old["hash"] == digest:
-                return {"path": cache_path, "results": old["results"], "written": False}
-        except Exception:  # noqa: BLE001, S110 - an unreadable old cache is simply replaced
-            pass
-    edited = _edited_shards(dataset_root, label_files, stats)
-    jobs = [(im, lb, entry, im in stats, lb in stats and stat.S_ISREG(stats[lb].st_mode),
-             "*" not in edited and os.path.dirname(lb[len(root):]).replace(os.sep, "/") not in edited)
-            for im, lb, entry in zip(im_files, label_files, entries)]
+    if (current := up_to_date(cache_path, CACHE_VERSION, digest)) is not None:
+        return current
     x, msgs, nm, nf, ne, nc = {}, [], 0, 0, 0, 0
-    # One thread: the work per image is a few numpy calls (or parsing one small local file), bound by the
-    # interpreter; a pool's per-item cost is larger (measured with scripts/bench_label_cache.py).
-    for im_file, lb, shape, nm_f, nf_f, ne_f, nc_f, msg in map(_parse_label, jobs):
+    for im_file, lb, shape, nm_f, nf_f, ne_f, nc_f, msg in parse_all(im_files, label_files, dataset_root, entries,
+                                                                      stats):
         nm, nf, ne, nc = nm + nm_f, nf + nf_f, ne + ne_f, nc + nc_f
         if im_file:
             x[im_file] = [lb, shape, []]

@@ -1,4 +1,5 @@
-"""Build and run YOLOv5's train.py (directly, or under torchrun), save the run's provenance, report metrics."""
+"""Build and run the trainer (YOLOv5's train.py or ultralytics, directly or under torchrun), save the run's
+provenance, report metrics."""
 from __future__ import annotations
 
 import csv
@@ -9,13 +10,17 @@ import shlex
 import subprocess
 
 from yololake.storage import atomic_write
-from yololake.train import yolov5_env
+from yololake.train import ultralytics_env, yolov5_env
 from yololake.train.args import TrainOptions
 from yololake.train.preflight import torchrun_prefix
 
 RUN_RECORD = "yololake_run.json"
-METRICS = (("metrics/precision", "precision"), ("metrics/recall", "recall"), ("metrics/mAP_0.5", "mAP50"),
-           ("metrics/mAP_0.5:0.95", "mAP50-95"), ("val/box_loss", "val box loss"))
+METRICS = {
+    "yolov5": (("metrics/precision", "precision"), ("metrics/recall", "recall"), ("metrics/mAP_0.5", "mAP50"),
+               ("metrics/mAP_0.5:0.95", "mAP50-95"), ("val/box_loss", "val box loss")),
+    "ultralytics": (("metrics/precision(B)", "precision"), ("metrics/recall(B)", "recall"),
+                    ("metrics/mAP50(B)", "mAP50"), ("metrics/mAP50-95(B)", "mAP50-95"), ("val/box_loss", "val box loss")),
+}
 
 
 def run_dir(project: str, name: str) -> str:
@@ -38,16 +43,42 @@ def train_args(o: TrainOptions, yaml_path: str, cfg: str, weights: str, folder: 
     return args + list(o.extra)
 
 
-def command(o: TrainOptions, yaml_path: str, folder: str, python: str | None = None) -> list[str]:
-    """This node's exact trainer command line."""
+def ultralytics_args(o: TrainOptions, yaml_path: str, folder: str, cpu: bool = False) -> list[str]:
+    """ultralytics' key=value arguments: the same options under its names, extras last."""
+    args = [f"model={ultralytics_env.model_arg(o.model)}", f"data={yaml_path}", f"epochs={o.epochs}",
+            f"batch={o.batch_size}", f"imgsz={o.img}", f"project={os.path.dirname(folder)}",
+            f"name={os.path.basename(folder)}", "exist_ok=True"]
+    if o.weights:
+        args.append(f"pretrained={os.path.abspath(o.weights)}")
+    # Under torchrun each process picks devices[LOCAL_RANK] of this node's list.
+    device = o.device or ("cpu" if cpu else ",".join(map(str, range(o.nproc_per_node))) if o.distributed else "")
+    return args + ([f"device={device}"] if device else []) + list(o.extra)
+
+
+def command(o: TrainOptions, yaml_path: str, folder: str, python: str | None = None, cpu: bool = False) -> list[str]:
+    """This node's exact trainer command line (`cpu`: the preflight found no GPU to use)."""
     python = python or yolov5_env.python()
-    yolo = yolov5_env.locate(o.yolov5_dir)
-    cfg = yolov5_env.model_cfg(o.model, yolo)
-    target = yolov5_env.script(yolo if o.yolov5_dir else "", "train")
-    args = train_args(o, yaml_path, cfg, o.weights and os.path.abspath(o.weights), folder)
+    if o.trainer == "ultralytics":
+        target = ["-m", "yololake.train.ultralytics_run", "train"]
+        args = ultralytics_args(o, yaml_path, folder, cpu)
+    else:
+        yolo = yolov5_env.locate(o.yolov5_dir)
+        cfg = yolov5_env.model_cfg(o.model, yolo)
+        target = ["-m", "yololake.train.safe_load", "yolov5", *yolov5_env.script(yolo if o.yolov5_dir else "", "train")]
+        args = train_args(o, yaml_path, cfg, o.weights and os.path.abspath(o.weights), folder)
     if not o.distributed:  # one process: YOLOv5 under torchrun always goes DDP, which needs CUDA
         return [python, *target, *args]
     return [*torchrun_prefix(o, python), *target, *args]
+
+
+def trainer_version(o: TrainOptions) -> str:
+    if o.trainer == "ultralytics":
+        return ultralytics_env.version()
+    if o.yolov5_dir:
+        return f"clone at {os.path.abspath(o.yolov5_dir)}"
+    from importlib.metadata import version
+
+    return version("yolov5")
 
 
 def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> str:
@@ -61,6 +92,7 @@ def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> s
                     "run_id": prepared.source.success.get("run_id"), "frames": prepared.source.success.get("frames"),
                     "boxes": prepared.source.success.get("boxes"), "local_root": prepared.root,
                     "staged": prepared.staged, "fingerprint": prepared.fingerprint, "yaml": prepared.yaml_path},
+        "trainer": {"name": o.trainer, "version": trainer_version(o)},
         "node_rank": o.node_rank,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -69,18 +101,18 @@ def save_provenance(folder: str, o: TrainOptions, cmd: list[str], prepared) -> s
     return path
 
 
-def record_end(folder: str, code: int, seconds: float) -> None:
-    """Add the trainer's exit code and wall time to yololake_run.json."""
+def record_end(folder: str, code: int, seconds: float, metrics: dict | None = None) -> None:
+    """Add the trainer's exit code, wall time and final metrics (results.csv's last row) to yololake_run.json."""
     path = os.path.join(folder, RUN_RECORD)
     with open(path, encoding="utf-8") as f:
         info = json.load(f)
-    info.update(exit_code=code, trainer_seconds=round(seconds, 2),
+    info.update(exit_code=code, trainer_seconds=round(seconds, 2), final_metrics=metrics,
                 finished=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     atomic_write(path, json.dumps(info, indent=2, sort_keys=True))
 
 
 def final_metrics(folder: str) -> dict | None:
-    """The last row of results.csv (YOLOv5 pads its headers and values with spaces)."""
+    """The last row of results.csv (YOLOv5 pads its headers and values with spaces; ultralytics does not)."""
     path = os.path.join(folder, "results.csv")
     if not os.path.exists(path):
         return None
@@ -89,8 +121,8 @@ def final_metrics(folder: str) -> dict | None:
     return rows[-1] if rows else None
 
 
-def format_metrics(row: dict) -> str:
-    parts = [f"{label} {float(row[key]):.4f}" for key, label in METRICS if row.get(key) not in (None, "")]
+def format_metrics(row: dict, trainer: str = "yolov5") -> str:
+    parts = [f"{label} {float(row[key]):.4f}" for key, label in METRICS[trainer] if row.get(key) not in (None, "")]
     return f"final metrics (epoch {row.get('epoch', '?')}): " + ", ".join(parts)
 
 

@@ -31,8 +31,9 @@ def check_devices(o: TrainOptions, cuda_count: int | None = None) -> str:
 
 
 def check_trainer_can_run(o: TrainOptions, backend: str) -> None:
-    """YOLOv5's own DDP precondition: it asserts torch.cuda.device_count() > LOCAL_RANK."""
-    if o.distributed and backend != "nccl":
+    """YOLOv5's own DDP precondition: it asserts torch.cuda.device_count() > LOCAL_RANK (ultralytics, through
+    YololakeTrainer, also trains several processes on CPU with gloo)."""
+    if o.trainer == "yolov5" and o.distributed and backend != "nccl":
         raise PreflightError(f"YOLOv5 DDP needs CUDA GPUs, and {o.world_size} processes were asked for on CPU "
                              f"(--nnodes {o.nnodes} x --nproc-per-node {o.nproc_per_node}); on CPU train with "
                              "--nproc-per-node 1 --nnodes 1, or use --preflight-only to check the cluster")

@@ -1,22 +1,28 @@
-"""Put the dataset where YOLOv5 reads it: a local folder, the YAML it loads, and prebuilt label caches.
+"""Put the dataset where the trainer reads it: a local folder, the YAML it loads, and prebuilt label caches.
 
-A staged copy is prepared in place (YAML and caches beside its list files). A local dataset used without
-staging is never written to: its list files are rewritten with absolute image paths into a prepared
-folder under the stage dir, and the YAML and caches go there (YOLOv5 saves a cache beside its list file).
+A staged copy is prepared in place (YAML and caches beside its list files, or in its labels/ folder for
+ultralytics). A local dataset used without staging is never written to. For YOLOv5 its list files are
+rewritten with absolute image paths into a prepared folder under the stage dir, and the YAML and caches go
+there (YOLOv5 saves a cache beside its list file). ultralytics saves its cache beside the first label
+shard (`labels/<split>/00000.cache`), so for it the prepared folder is a shadow tree: the list files as
+they are, and `images/<split>/<shard>` and `labels/<split>/<shard>` links to the dataset's shard folders;
+its caches are real files in the shadow tree's `labels/<split>/`.
 """
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 
 from yololake.dataset import layout as L
 from yololake.errors import DatasetError
 from yololake.storage import atomic_file, atomic_write
-from yololake.train import label_cache
+from yololake.train import label_cache, ultralytics_cache
 from yololake.train.manifest import archived, fingerprint
 from yololake.train.stage import Source, stage
 
 YAML_NAME = "yololake_data.yaml"
+TRAINERS = ("yolov5", "ultralytics")
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,11 @@ class Prepared:
     caches: dict
 
 
-def plan_folder(source: Source, stage_root: str, copy: bool) -> str:
+def plan_folder(source: Source, stage_root: str, copy: bool, trainer: str = "yolov5") -> str:
     """Where the YAML will be: known before any copying, so --dry-run can print exact commands."""
-    return os.path.join(stage_root, source.folder_name if copy else f"{source.folder_name}-inplace")
+    if copy:
+        return os.path.join(stage_root, source.folder_name)
+    return os.path.join(stage_root, f"{source.folder_name}-inplace" + ("" if trainer == "yolov5" else f"-{trainer}"))
 
 
 def should_copy(source: Source, mode: str) -> bool:
@@ -62,8 +70,41 @@ def _absolute_lists(source_root: str, folder: str, splits: list[str]) -> None:
                     out.write(f"{real}/{line[2:]}\n" if line.startswith("./") else f"{line}\n")
 
 
+def _link(target: str, link: str) -> None:
+    """`link` -> `target`, replaced in one step when it points elsewhere."""
+    if os.path.islink(link) and os.readlink(link) == target:
+        return
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    tmp = f"{link}.tmp-{uuid.uuid4().hex}"
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _shadow_tree(source_root: str, folder: str, splits: list[str]) -> None:
+    """The list files and shards.json copied, and each split's shard folders of images and labels linked."""
+    real = os.path.realpath(source_root)
+    for name in [L.SHARDS_JSON] + [L.list_file(s) for s in splits]:
+        with open(os.path.join(real, name), "rb") as src:
+            atomic_write(os.path.join(folder, name), src.read())
+    for tree in (L.IMAGES, L.LABELS):
+        for split in splits:
+            parent = os.path.join(real, tree, split)
+            for shard in sorted(os.listdir(parent)) if os.path.isdir(parent) else []:
+                if os.path.isdir(os.path.join(parent, shard)):
+                    _link(os.path.join(parent, shard), os.path.join(folder, tree, split, shard))
+
+
+def _caches(trainer: str, folder: str, root: str, splits: list[str], names: list) -> dict:
+    """Each split's prebuilt cache: YOLOv5's beside its list file, or ultralytics' in the labels/ folder."""
+    index = label_cache.read_index(root)
+    if trainer == "ultralytics":
+        return {s: ultralytics_cache.build(os.path.join(folder, L.list_file(s)), folder, index, names)
+                for s in splits}
+    return {s: label_cache.build(os.path.join(folder, L.list_file(s)), root, index) for s in splits}
+
+
 def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 16, progress: bool = True,
-            min_free_bytes: int = 0, on_file=None) -> Prepared:
+            min_free_bytes: int = 0, on_file=None, trainer: str = "yolov5") -> Prepared:
     copy = should_copy(source, mode)
     if copy:
         root = stage(source, stage_root, workers, progress, on_file, min_free_bytes).root
@@ -73,12 +114,13 @@ def prepare(source: Source, stage_root: str, mode: str = "auto", workers: int = 
             raise DatasetError(f"--data {source.url} is not a local folder; YOLOv5 reads local files only: "
                              "use --stage auto or always")
         root = source.path
-        folder = plan_folder(source, stage_root, copy=False)
+        folder = plan_folder(source, stage_root, copy=False, trainer=trainer)
         os.makedirs(folder, exist_ok=True)
     splits = [s for s in L.SPLITS if os.path.exists(os.path.join(root, L.list_file(s)))]
-    if not copy:
+    if not copy and trainer == "ultralytics":
+        _shadow_tree(root, folder, splits)
+    elif not copy:
         _absolute_lists(root, folder, splits)
     yaml_path = write_yaml(folder, source.names, splits)
-    index = label_cache.read_index(root)
-    caches = {s: label_cache.build(os.path.join(folder, L.list_file(s)), root, index) for s in splits}
+    caches = _caches(trainer, folder, root, splits, source.names)
     return Prepared(source, root, yaml_path, copy, fingerprint(root), caches)

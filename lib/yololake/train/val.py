@@ -1,7 +1,8 @@
-"""`yololake val`: YOLOv5's own val.py with trained weights on a yololake dataset (staged like train).
+"""`yololake val`: YOLOv5's own val.py, or ultralytics' val, with trained weights on a yololake dataset
+(staged and prepared like train, with that trainer's prebuilt caches).
 
-    yololake val --weights best.pt --data DATASET_OR_URL [--task val|test] [--img 640] [--device cpu]
-        [--stage-dir DIR] [--stage auto|always|never] [-- val.py args]
+    yololake val --weights best.pt --data DATASET_OR_URL [--trainer yolov5|ultralytics] [--task val|test]
+        [--img 640] [--device cpu] [--stage-dir DIR] [--stage auto|always|never] [-- val.py args, or key=value]
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from yololake.train.detect import common_parser, run_script
 
 def main(argv: Sequence[str] | None = None) -> int:
     own, extra = split_extra(sys.argv[1:] if argv is None else argv)
-    p = common_parser("yololake val", "Validate trained YOLOv5 weights on a yololake dataset (YOLOv5's val.py).")
+    p = common_parser("yololake val", "Validate trained weights on a yololake dataset (YOLOv5's val.py or "
+                      "ultralytics' val).")
     p.add_argument("--data", required=True, help="dataset folder or URL written by build-dataset")
     p.add_argument("--task", choices=("val", "test"), default="val", help="which split (val)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -29,10 +31,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def body() -> int:
         root = stage.default_stage_root(ns.stage_dir or os.environ.get("YOLOLAKE_STAGE_DIR", ""))
-        prepared = prepare.prepare(stage.resolve(ns.data), root, ns.stage, progress=sys.stderr.isatty())
+        prepared = prepare.prepare(stage.resolve(ns.data), root, ns.stage, progress=sys.stderr.isatty(),
+                                   trainer=ns.trainer)
         if ns.task not in prepared.caches:
             raise UsageError(f"--task {ns.task}: the dataset has no {ns.task} split")
-        return run_script("val", ns, ["--data", prepared.yaml_path, "--task", ns.task,
-                                      "--batch-size", str(ns.batch_size)], extra, root)
+        return run_script("val", ns, {"data": prepared.yaml_path, "task": ns.task, "batch": ns.batch_size}, extra,
+                          root)
 
     return run_command("yololake val", body)

@@ -3,8 +3,8 @@
 YOLOv5 downloads Arial.ttf at start unless its config folder (YOLOV5_CONFIG_DIR) has one; any TTF will
 do, so we put matplotlib's DejaVuSans there under both names it asks for. Weights are never fetched:
 a weights file must exist locally (checked before launch), and the Hugging Face / Ultralytics hubs
-are switched to offline mode. torch >= 2.6 refuses YOLOv5's own checkpoints with weights_only=True;
-TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 restores the old loading (for checkpoints the user trusts).
+are switched to offline mode. Checkpoints load with weights_only=True and an allowlist (safe_load); with
+`trust=True` (--trust-weights) TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 restores full unpickling instead.
 """
 from __future__ import annotations
 
@@ -59,11 +59,10 @@ def check_weights(weights: str) -> str:
     return os.path.abspath(weights)
 
 
-def config_dir(base: str) -> str:
-    """A YOLOv5 config folder holding the fonts it would otherwise download."""
+def copy_fonts(folder: str) -> str:
+    """matplotlib's DejaVuSans in `folder` under the font names YOLOv5 and ultralytics would download."""
     import matplotlib
 
-    folder = os.path.join(base, "yolov5_config")
     os.makedirs(folder, exist_ok=True)
     font = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
     for name in FONT_NAMES:
@@ -72,15 +71,27 @@ def config_dir(base: str) -> str:
     return folder
 
 
-def offline_env(base: str, env: dict | None = None) -> dict:
+def config_dir(base: str) -> str:
+    """A YOLOv5 config folder holding the fonts it would otherwise download."""
+    return copy_fonts(os.path.join(base, "yolov5_config"))
+
+
+def offline_env(base: str, env: dict | None = None, trust: bool = False) -> dict:
+    """The trainer's environment (either trainer): offline, fonts in place, and how checkpoints load."""
+    from yololake.train import safe_load, ultralytics_env
+
     env = dict(os.environ if env is None else env)
     env.update({
         "YOLOV5_CONFIG_DIR": config_dir(base),
-        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1",
+        "YOLO_CONFIG_DIR": ultralytics_env.config_dir(base),
         "HF_HUB_OFFLINE": "1",
         "YOLO_OFFLINE": "1",
         "PYTHONUNBUFFERED": "1",
     })
+    for name in ("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_WEIGHTS_ONLY_LOAD", safe_load.TRUST_ENV):
+        env.pop(name, None)
+    if trust:  # --trust-weights: the user vouches for the files; full unpickling, as before torch 2.6
+        env.update({"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1", safe_load.TRUST_ENV: "1"})
     return env
 
 
