@@ -77,6 +77,7 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, for
     if current:
         return current
     plan = build_plan(spark, config, inputs)
+    config = plan.config or config  # classes.names taken from a labeling tool's export when omitted
     try:
         output = VersionedOutput(Store(out, config.storage))
         output.open()
