@@ -143,3 +143,49 @@ def write_groundtruth(path: str | Path, extra_lines: list[str] | None = None) ->
     lines = [json.dumps(gt_line(name, size, BOXES.get(name, []))) for name, size in IMAGES.items()]
     Path(path).write_text("\n".join(lines + (extra_lines or [])) + "\n")
     return str(path)
+
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+FORMATS = ("coco", "voc", "cvat", "labelstudio", "groundtruth")
+NAMES = {"coco": ["car", "person", "bike"], "voc": SORTED, "cvat": CVAT_LABELS, "labelstudio": SORTED,
+         "groundtruth": ["car", "person", "bike"]}
+
+
+def write_export(fmt: str, root: str | Path) -> tuple[str, str]:
+    """The clean export of `fmt` and its images folder under `root`: (export path, --images)."""
+    root = Path(root)
+    images = write_images(root / "images")
+    if fmt == "labelstudio":  # uploaded files under <project>/, local storage under local/
+        write_images(root / "images" / "7")
+        write_images(root / "images" / "local")
+    export = {"coco": lambda: write_coco(root / "instances.json"), "voc": lambda: write_voc(root / "voc"),
+              "cvat": lambda: write_cvat_images(root / "annotations.xml"),
+              "labelstudio": lambda: write_labelstudio(root / "export.json"),
+              "groundtruth": lambda: write_groundtruth(root / "output.manifest")}[fmt]()
+    return export, images
+
+
+def build(spark, fmt: str, export: str, images: str, out: str | Path, frames=(), overrides=()) -> dict:
+    """The build-dataset job on an export with conf/<fmt>.yaml (no report); its summary."""
+    from yololake.build.config import load_config
+    from yololake.build.main import run
+    from yololake.build.plan import JobInputs
+
+    config = load_config(CONF / f"{fmt}.yaml", ["report.enabled=false", *overrides])
+    return run(spark, config, JobInputs((str(export),), tuple(frames), images), str(out))
+
+
+def read_labels(version: str | Path) -> dict[str, list[tuple]]:
+    """stem -> sorted (class id, cx, cy, w, h) of every label file of a built version."""
+    out = {}
+    for path in Path(version).glob("labels/*/*/*.txt"):
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        out[path.stem] = sorted((int(r[0]), *map(float, r[1:])) for r in rows)
+    return out
+
+
+def same_labels(got: dict, expected: dict, tol: float = 1e-6) -> bool:
+    return got.keys() == expected.keys() and all(
+        len(got[k]) == len(expected[k]) and all(
+            a[0] == b[0] and all(abs(x - y) <= tol for x, y in zip(a[1:], b[1:])) for a, b in zip(got[k], expected[k]))
+        for k in got)

@@ -225,7 +225,8 @@ class ReportConfig(Section):
 
 @dataclass(frozen=True)
 class JobConfig(SparkSettings, Sections):
-    classes: ClassesConfig = field(default_factory=ClassesConfig)
+    classes: ClassesConfig = ClassesConfig()  # frozen: one shared, immutable default
+    """Required, except with a labeling tool's export, whose own class list stands in for omitted names."""
     annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)

@@ -23,12 +23,11 @@ from yololake.importers.common import (
     JsonSyntaxError,
     Staging,
     ann_row,
-    export_files,
     frame_id,
     frame_row,
     number,
-    read_staged,
     record_text,
+    stream_export,
     stream_items,
 )
 from yololake.input_files import CORRUPT_RECORD
@@ -72,13 +71,18 @@ def _annotations(files: list[str], categories: dict, storage):
 
 
 def read_coco(spark: SparkSession, paths, config) -> Imported:
-    storage, scheme = config.storage, config.storage.spark_s3_scheme
-    files = [f for uri in paths for f in export_files(uri, storage, (".json",))]
-    categories = {uri: _categories(uri, storage) for uri in files}
+    storage = config.storage
     staging = Staging(config.annotations.staging, storage)
-    images = read_staged(spark, staging.write("images", _images(files, storage), IMAGE_SCHEMA), scheme)
-    anns = read_staged(spark, staging.write("annotations", _annotations(files, categories, storage),
-                                            f"{ANN_SCHEMA}, image_id string, _file string"), scheme)
+    categories: dict = {}
+
+    def annotations(files: list[str]):
+        categories.update({uri: _categories(uri, storage) for uri in files})  # small: read first
+        return _annotations(files, categories, storage)
+
+    anns = stream_export(spark, config, paths, "annotations", annotations,
+                         f"{ANN_SCHEMA}, image_id string, _file string", staging)
+    images = stream_export(spark, config, paths, "images", lambda files: _images(files, storage), IMAGE_SCHEMA,
+                           staging)
     ids = images.select("_file", "image_id", F.col("frame").alias("_frame"))
     joined = anns.drop("frame").join(ids, ["_file", "image_id"], "left")
     missing = F.col("_frame").isNull() & F.col(CORRUPT_RECORD).isNull()

@@ -150,6 +150,30 @@ def read_staged(spark: SparkSession, url: str, scheme: str) -> DataFrame:
     return spark.read.parquet(spark_paths([url], scheme)[0])
 
 
+def stream_export(spark: SparkSession, config, paths, name: str, rows: Callable[[list[str]], Iterable[dict]],
+                  ddl: str, staging: Staging | None = None) -> DataFrame:
+    """The JSON export files at `paths` (files, or the .json files of folders) streamed through `rows(files)`
+    into staged parquet chunks, read back by Spark."""
+    storage = config.storage
+    files = [f for uri in paths for f in export_files(uri, storage, (".json",))]
+    staging = staging or Staging(config.annotations.staging, storage)
+    return read_staged(spark, staging.write(name, rows(files), ddl), storage.spark_s3_scheme)
+
+
+def parse_xml(path: str, content: bytes, root_tag: str, what: str) -> tuple[object, dict | None]:
+    """(the XML root, None), or (None, the malformed row of a file that is not a `what` XML file)."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(content)
+        if root.tag != root_tag:
+            raise ValueError(f"root element is <{root.tag}>, not <{root_tag}>")
+        return root, None
+    except (ET.ParseError, ValueError) as exc:
+        return None, {"kind": "box", **ann_row(corrupt=f"not a {what} XML file: {exc}", position="file",
+                                               source=path)}
+
+
 def open_export(uri: str, storage: StorageConfig):
     """A binary file object of an export file (local or any fsspec URL), read as a stream."""
     local = local_path(uri)

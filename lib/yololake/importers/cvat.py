@@ -33,6 +33,7 @@ from yololake.importers.common import (
     frame_id,
     frame_row,
     number,
+    parse_xml,
     rotated_corners,
 )
 from yololake.input_files import CORRUPT_RECORD
@@ -68,12 +69,9 @@ def _video_meta(root: ET.Element) -> tuple[str | None, int | None, int | None]:
 
 def parse_cvat(path: str, content: bytes, rotated: str = "quarantine") -> Iterator[dict]:
     """One CVAT XML file -> label, frame, box (images) and track (video) rows, or one malformed row."""
-    try:
-        root = ET.fromstring(content)
-        if root.tag != "annotations":
-            raise ValueError(f"root element is <{root.tag}>, not <annotations>")
-    except (ET.ParseError, ValueError) as exc:
-        yield {"kind": "box", **ann_row(corrupt=f"not a CVAT XML file: {exc}", position="file", source=path)}
+    root, bad = parse_xml(path, content, "annotations", "CVAT")
+    if bad:
+        yield bad
         return
     for i, label in enumerate(root.iterfind("meta//labels/label")):
         yield {"kind": "label", **ann_row(cls=(label.findtext("name") or "").strip(), position=f"{i:06d}",

@@ -30,16 +30,14 @@ from yololake.importers.common import (
     FRAME_FIELDS,
     Imported,
     JsonSyntaxError,
-    Staging,
     ann_row,
     bounding_box,
-    export_files,
     frame_id,
     frame_row,
     number,
-    read_staged,
     record_text,
     rotated_corners,
+    stream_export,
     stream_items,
 )
 
@@ -120,11 +118,8 @@ def _rows(files: list[str], config):
 
 
 def read_labelstudio(spark: SparkSession, paths, config) -> Imported:
-    storage, scheme = config.storage, config.storage.spark_s3_scheme
-    files = [f for uri in paths for f in export_files(uri, storage, (".json",))]
-    staged = Staging(config.annotations.staging, storage).write(
-        "tasks", _rows(files, config), f"kind string, {ANN_SCHEMA}, image string, width int, height int")
-    rows = read_staged(spark, staged, scheme)
+    rows = stream_export(spark, config, paths, "tasks", lambda files: _rows(files, config),
+                         f"kind string, {ANN_SCHEMA}, image string, width int, height int")
     frames = rows.where(F.col("kind") == "frame").select(*FRAME_FIELDS)
     boxes = rows.where(F.col("kind").isNull()).select(*ANN_FIELDS)
     return Imported(boxes, frames, None, sizes_from_images=config.images.check_exists)

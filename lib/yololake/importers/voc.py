@@ -27,6 +27,7 @@ from yololake.importers.common import (
     frame_id,
     frame_row,
     number,
+    parse_xml,
 )
 
 ROW_FIELDS = ("kind", *ANN_FIELDS, "image", "width", "height")
@@ -40,12 +41,9 @@ def _text(node: ET.Element | None, path: str) -> str | None:
 
 def parse_voc(path: str, content: bytes, one_based: bool = False, quarantine_difficult: bool = False) -> Iterator[dict]:
     """One VOC XML file -> a frame row and one box row per object (or one malformed row)."""
-    try:
-        root = ET.fromstring(content)
-        if root.tag != "annotation":
-            raise ValueError(f"root element is <{root.tag}>, not <annotation>")
-    except (ET.ParseError, ValueError) as exc:
-        yield {"kind": "box", **ann_row(corrupt=f"not a VOC XML file: {exc}", position="file", source=path)}
+    root, bad = parse_xml(path, content, "annotation", "VOC")
+    if bad:
+        yield bad
         return
     name = _text(root, "filename")
     frame = frame_id(name)
