@@ -117,10 +117,11 @@ def ls_result(c: str, x1, y1, x2, y2, w: int, h: int, rotation: float = 0.0, i: 
                       "height": (y2 - y1) / h * 100, "rotation": rotation, "rectanglelabels": [c]}}
 
 
-def write_labelstudio(path: str | Path, extra_tasks: list | None = None) -> str:
+def write_labelstudio(path: str | Path, extra_tasks: list | None = None, extra_results: dict | None = None) -> str:
     tasks = []
     for i, (name, (w, h)) in enumerate(IMAGES.items()):
         results = [ls_result(*b, w, h, i=j) for j, b in enumerate(BOXES.get(name, []))]
+        results += (extra_results or {}).get(name, [])
         tasks.append({"id": i + 1, "data": {"image": ls_reference(name, i)}, "predictions": [],
                       "annotations": [{"id": 50 + i, "completed_by": 1, "was_cancelled": False,
                                        "created_at": "2026-01-01T00:00:00Z", "result": results}]})
