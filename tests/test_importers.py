@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +117,12 @@ def test_labelstudio_image_references():
     assert image_path("s3://bucket/frames/x.jpg") == "s3://bucket/frames/x.jpg"
     assert frame_id("3/1a2b3c4d-cat.jpg") == "1a2b3c4d-cat.jpg"
     assert frame_id("s3://bucket/frames/x%201.jpg?versionId=2") == "x 1.jpg"
+
+
+def test_every_import_format_is_a_config_choice():
+    from yololake.build.config import AnnotationsConfig
+    from yololake.config import choices
+    from yololake.importers.formats import IMPORT_FORMATS
+
+    assert set(IMPORT_FORMATS) <= set(choices(AnnotationsConfig, "format"))
+    assert {p.stem for p in (Path(__file__).resolve().parents[1] / "conf").glob("*.yaml")} >= set(IMPORT_FORMATS)

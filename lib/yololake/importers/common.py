@@ -117,7 +117,7 @@ class Staging:
     """Parquet chunks of streamed rows, written in bounded batches to a folder Spark reads: the driver never
     holds more than one batch of an export. Local temporary folders are removed when the process exits."""
 
-    def __init__(self, root: str, storage: StorageConfig, batch: int = 200_000):
+    def __init__(self, root: str, storage: StorageConfig, batch: int = 100_000):
         if not root:
             root = tempfile.mkdtemp(prefix="yololake-import-")
             atexit.register(shutil.rmtree, root, True)
