@@ -126,3 +126,20 @@ def test_every_import_format_is_a_config_choice():
 
     assert set(IMPORT_FORMATS) <= set(choices(AnnotationsConfig, "format"))
     assert {p.stem for p in (Path(__file__).resolve().parents[1] / "conf").glob("*.yaml")} >= set(IMPORT_FORMATS)
+
+
+def test_class_names_come_from_the_export_only_when_omitted():
+    from yololake.build.config import parse_config
+    from yololake.errors import InputError
+    from yololake.importers.read import with_export_classes
+    from yololake.tables import InputTable
+
+    base = {"annotations": {"format": "coco"}, "split": {"column": "frame"}}
+    exported = InputTable(None, names=("car", "person", "bike"))
+    assert with_export_classes(parse_config(base), exported).classes.names == ("car", "person", "bike")
+    given = parse_config({**base, "classes": {"names": ["person", "car"], "map": {"bike": "car", "car": "car",
+                                                                                  "person": "person"}}})
+    assert with_export_classes(given, exported) is given
+    assert given.classes.source_to_id() == {"bike": 1, "car": 1, "person": 0}  # by name, never the tool's id
+    with pytest.raises(InputError, match="names no class"):
+        with_export_classes(parse_config(base), InputTable(None))
