@@ -143,3 +143,15 @@ def test_class_names_come_from_the_export_only_when_omitted():
     assert given.classes.source_to_id() == {"bike": 1, "car": 1, "person": 0}  # by name, never the tool's id
     with pytest.raises(InputError, match="names no class"):
         with_export_classes(parse_config(base), InputTable(None))
+
+
+def test_frames_only_with_a_cvat_video_export():
+    from yololake.build.config import check_run, parse_config
+    from yololake.errors import ConfigError
+
+    coco = parse_config({"annotations": {"format": "coco"}, "split": {"column": "frame"}})
+    with pytest.raises(ConfigError, match="^annotations.format: coco exports list their own images and sizes"):
+        check_run(coco, "/tmp/out", ["manifest.parquet"])
+    check_run(coco, "/tmp/out", [])   # and no image_size is needed: the export gives the sizes
+    check_run(parse_config({"annotations": {"format": "cvat"}, "split": {"column": "frame_id"}}), "/tmp/out",
+              ["manifest.parquet"])

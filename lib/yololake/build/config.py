@@ -253,6 +253,9 @@ def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:
         fail("images.mode", f"link writes symlinks, which an object store cannot hold, and --out {out} is not "
                             "a local path; set images.mode: copy (or none), or write to a local --out")
     exported = config.annotations.format in IMPORT_FORMATS  # an export gives its frames' sizes itself
+    if frames and exported and config.annotations.format != "cvat":
+        fail("annotations.format", f"{config.annotations.format} exports list their own images and sizes: drop "
+                                   "--frames (only a CVAT video export is joined to an extract-frames manifest)")
     if not frames and not exported and not config.image_size.given and not config.images.check_exists:
         fail("image_size", "no --frames manifest gives the image sizes and images.check_exists is false, so no "
                            "image is read: set image_size.width and image_size.height (e.g. 480 and 300 for "

@@ -16,10 +16,7 @@ from yololake.tables import InputTable
 def read_export(spark: SparkSession, config, paths: Sequence[str], frames: Sequence[str] = ()) -> Imported:
     """The export at `paths` in the format annotations.format names; `frames` (an extract-frames manifest)
     only for a CVAT video export."""
-    fmt = config.annotations.format
-    if frames and fmt != "cvat":
-        raise InputError(f"--frames is not used with annotations.format {fmt}: the export itself lists its "
-                         "images and sizes (only a CVAT video export is joined to an extract-frames manifest)")
+    fmt = config.annotations.format  # --frames with another format: refused by build.config.check_run
     if fmt == "coco":
         from yololake.importers.coco import read_coco
         return read_coco(spark, paths, config)
