@@ -78,3 +78,20 @@ def fault_proxy(moto_s3):
     proxy = FaultProxy(moto_s3.endpoint)
     yield proxy
     proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def clean_exports(spark, tmp_path_factory):
+    """Each labeling tool's clean export (tests/exports.py) built once: fmt -> dict(export, images, out (the
+    version folder), summary)."""
+    from exports import FORMATS, build, write_export
+    from yololake.dataset.versions import current_folder
+
+    built = {}
+    for fmt in FORMATS:
+        root = tmp_path_factory.mktemp(f"export_{fmt}")
+        export, images = write_export(fmt, root)
+        summary = build(spark, fmt, export, images, root / "out")
+        built[fmt] = {"export": export, "images": images, "out": current_folder(str(root / "out")),
+                      "summary": summary}
+    return built

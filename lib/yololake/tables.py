@@ -93,6 +93,12 @@ class InputTable:
     line in `_corrupt_record`."""
     unreadable: tuple[Unreadable, ...] = ()
     """Files left out (on_unreadable_file: quarantine): zero-byte, or a parquet footer that cannot be read."""
+    names: tuple[str, ...] = ()
+    """A labeling tool's export (yololake.importers): its class names, when classes.names is omitted."""
+    sizes_from_images: bool = False
+    """An export that may lack frame sizes (they come from the images)."""
+    cached: tuple[DataFrame, ...] = ()
+    """What reading persisted (released with the plan)."""
 
 
 def read_table(spark: SparkSession, paths: Sequence[str], table: TableConfig, s3_scheme: str = "s3a",

@@ -24,6 +24,7 @@ from yololake.config import (
     parse_typed,
 )
 from yololake.dataset.layout import SPLITS
+from yololake.importers.formats import IMPORT_FORMATS
 from yololake.storage import is_local
 
 
@@ -42,6 +43,23 @@ class AnnotationsConfig(TableConfig):
     box is quarantined as box_outside_image (an absurd coordinate such as 1e30 is not a giant box)."""
     on_unreadable_file: Literal["fail", "quarantine"] = "fail"
     """A zero-byte or unreadable file: fail naming it, or leave it out and list it as unreadable_file."""
+    format: Literal["auto", "parquet", "csv", "json", "coco", "voc", "cvat", "labelstudio", "groundtruth"] = "auto"
+    """parquet | csv | json | auto (from the file extensions), or a labeling tool's export (yololake.importers):
+    coco, voc, cvat, labelstudio, groundtruth. An export brings its own columns, box convention, frame table
+    (images and sizes) and, when classes.names is omitted, class names."""
+    rotated: Literal["quarantine", "bounding_box"] = "quarantine"
+    """cvat / labelstudio: a box with rotation != 0 is quarantined as rotated_box, or replaced by the
+    axis-aligned box around it (bounding_box)."""
+    voc_pixels: Literal["labelimg", "one_based"] = "labelimg"
+    """voc: corners as LabelImg's own YOLO export reads them (xmin..xmax as written), or Pascal VOC's 1-based
+    inclusive pixels (xmin - 1 .. xmax, as the VOC devkit)."""
+    difficult: Literal["keep", "quarantine"] = "keep"
+    """voc: a box marked difficult is written (as LabelImg's YOLO export does) or quarantined as difficult."""
+    attribute: str = ""
+    """groundtruth: the labeling job's attribute name (empty: the one key with a `<name>-metadata` twin)."""
+    staging: str = ""
+    """coco / labelstudio: where the streamed export is staged as parquet chunks for Spark to read (a folder
+    every executor reaches, e.g. s3://bucket/tmp/yololake; empty: a local temporary folder, for local mode)."""
 
     def check(self, key: str) -> None:
         if len(self.box_columns) != 4 or len(set(self.box_columns)) != 4:
@@ -109,8 +127,6 @@ class ClassesConfig(Section):
     """Source class value -> name. Empty: source values are the names themselves."""
 
     def check(self, key: str) -> None:
-        if not self.names:
-            fail(f"{key}.names", "must list at least one class name")
         dupes = sorted({n for n in self.names if self.names.count(n) > 1})
         if dupes:
             fail(f"{key}.names", f"names must be unique, repeated: {', '.join(dupes)}")
@@ -209,7 +225,8 @@ class ReportConfig(Section):
 
 @dataclass(frozen=True)
 class JobConfig(SparkSettings, Sections):
-    classes: ClassesConfig
+    classes: ClassesConfig = ClassesConfig()  # frozen: one shared, immutable default
+    """Required, except with a labeling tool's export, whose own class list stands in for omitted names."""
     annotations: AnnotationsConfig = field(default_factory=AnnotationsConfig)
     frames: FramesConfig = field(default_factory=FramesConfig)
     images: ImagesConfig = field(default_factory=ImagesConfig)
@@ -221,13 +238,25 @@ class JobConfig(SparkSettings, Sections):
     storage: StorageConfig = field(default_factory=StorageConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
+    def check(self) -> None:
+        imported = self.annotations.format in IMPORT_FORMATS
+        if not self.classes.names and not imported:
+            fail("classes.names", "must list at least one class name (only a labeling tool's export, "
+                                  f"annotations.format {', '.join(IMPORT_FORMATS)}, defines its own)")
+        if imported and self.annotations.box_format != "xyxy_pixel":
+            fail("annotations.box_format", f"is set by the {self.annotations.format} export itself; remove it")
+
 
 def check_run(config: JobConfig, out: str, frames: Sequence[str]) -> None:
     """The rules between the config and the command line; checked before Spark starts."""
     if config.images.mode == "link" and not config.output.archive_images and not is_local(out):
         fail("images.mode", f"link writes symlinks, which an object store cannot hold, and --out {out} is not "
                             "a local path; set images.mode: copy (or none), or write to a local --out")
-    if not frames and not config.image_size.given and not config.images.check_exists:
+    exported = config.annotations.format in IMPORT_FORMATS  # an export gives its frames' sizes itself
+    if frames and exported and config.annotations.format != "cvat":
+        fail("annotations.format", f"{config.annotations.format} exports list their own images and sizes: drop "
+                                   "--frames (only a CVAT video export is joined to an extract-frames manifest)")
+    if not frames and not exported and not config.image_size.given and not config.images.check_exists:
         fail("image_size", "no --frames manifest gives the image sizes and images.check_exists is false, so no "
                            "image is read: set image_size.width and image_size.height (e.g. 480 and 300 for "
                            "Udacity), pass --frames, or set images.check_exists: true")

@@ -79,6 +79,7 @@ def run(spark: SparkSession, config: JobConfig, inputs: JobInputs, out: str, for
     partitions = size_shuffle_partitions(spark, fingerprint["bytes"])
     log.info("shuffle partitions: %d (input %.1f MB)", partitions, fingerprint["bytes"] / 2**20)
     plan = build_plan(spark, config, inputs)
+    config = plan.config or config  # classes.names taken from a labeling tool's export when omitted
     try:
         output = VersionedOutput(Store(out, config.storage))
         output.open()

@@ -37,6 +37,7 @@ from yololake.build.transforms.frames import (
 from yololake.dataset import reasons as R
 from yololake.dataset.layout import WRITTEN_STATUSES
 from yololake.errors import InputError
+from yololake.importers.read import IMPORT_FORMATS, import_tables, with_export_classes
 from yololake.input_files import Unreadable
 from yololake.storage import local_path
 from yololake.tables import SOURCE_FILE, InputTable, check_paths_exist, read_input_table
@@ -65,6 +66,8 @@ class Plan:
     """Annotation files left out (on_unreadable_file: quarantine); each is one unreadable_file row too."""
     sources: tuple[str, ...] = ()
     """The annotation paths read, for messages."""
+    config: JobConfig | None = None
+    """The config the plan was built with, classes.names resolved (from a labeling tool's export when omitted)."""
 
     def release(self) -> None:
         for df in self.cached:
@@ -129,6 +132,9 @@ def read_inputs(spark: SparkSession, config: JobConfig,
     paths = annotation_paths(inputs.annotations, config)
     check_paths_exist(paths, "annotations")
     check_paths_exist(inputs.frames, "frames")
+    if ann_cfg.format in IMPORT_FORMATS:  # a labeling tool's export: its boxes and its own frame table
+        table, frames = import_tables(spark, config, paths, inputs.frames)
+        return paths, table, frames
     table = read_input_table(spark, paths, ann_cfg, scheme, "annotations",
                              (ann_cfg.frame_column, ann_cfg.class_column, *ann_cfg.box_columns),
                              ann_cfg.on_unreadable_file)
@@ -140,6 +146,7 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
     ann_cfg, split = config.annotations, config.split
     paths, table, manifest = read_inputs(spark, config, inputs)
     raw, root = table.df, images_root(inputs)
+    config = with_export_classes(config, table)
 
     hint_in_manifest = manifest is not None and split.mode != "source_file" and split.column in manifest.columns
     extra = [split.column] if split.mode != "source_file" and not hint_in_manifest else []
@@ -160,7 +167,7 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
         size = config.image_size
         frames = frames_from_annotations(parsed, root, config.images.extension, size.width or None,
                                          size.height or None)
-    sizes_given = manifest is not None or config.image_size.given
+    sizes_given = (manifest is not None and not table.sizes_from_images) or config.image_size.given
     if not hint_in_manifest:
         value = (F.regexp_extract(F.col(SOURCE_FILE), r"([^/]+)$", 1) if split.mode == "source_file"
                  else F.col(f"_x_{split.column}").cast("string"))
@@ -201,8 +208,8 @@ def build_plan(spark: SparkSession, config: JobConfig, inputs: JobInputs) -> Pla
             .fillna(0, ["valid_rows", "clipped_rows"])
             .drop("lines"))
     frame_table = frame_status(full, config.background.policy, config.background.fraction, split.seed).persist()
-    return Plan(annotations=boxes, frames=frame_table, cached=(frames, boxes, frame_table),
-                unreadable=table.unreadable, sources=tuple(paths))
+    return Plan(annotations=boxes, frames=frame_table, cached=(frames, boxes, frame_table, *table.cached),
+                unreadable=table.unreadable, sources=tuple(paths), config=config)
 
 
 def unreadable_rows(spark: SparkSession, unreadable: Sequence[Unreadable], schema: StructType) -> DataFrame:

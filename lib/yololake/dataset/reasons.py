@@ -23,3 +23,10 @@ ZERO_AREA = "zero_area"                          # no area left after clipping t
 CORRUPT_IMAGE = "corrupt_image"                  # unreadable, truncated (no JPEG end marker), not an image
 IMAGE_TOO_SMALL = "image_too_small"              # a side under 10 px: YOLOv5 calls it corrupt
 IMAGE_SIZE_MISMATCH = "image_size_mismatch"      # the manifest or image_size disagrees with the displayed size
+
+# Row-level, from a labeling tool's export (yololake.importers).
+CROWD_BOX = "crowd_box"                          # COCO iscrowd=1: a region of many objects, not one object
+IMAGE_NOT_IN_EXPORT = "image_not_in_export"      # COCO annotation whose image_id is not in `images`
+ROTATED_BOX = "rotated_box"                      # CVAT / Label Studio rotation != 0 (annotations.rotated)
+DIFFICULT = "difficult"                          # VOC difficult=1, with annotations.difficult: quarantine
+MISSING_IMAGE_SIZE = "missing_image_size"        # Label Studio result without original_width/height

@@ -13,6 +13,7 @@ from yololake.input_files import CORRUPT_RECORD
 from yololake.tables import SOURCE_FILE
 
 COORDS = ("b0", "b1", "b2", "b3")
+IMPORT_REASON = "_import_reason"
 DECIMALS = 6
 
 
@@ -36,11 +37,14 @@ def standardize_annotations(df: DataFrame, frame_column: str, class_column: str,
         finite = value.isNotNull() & ~F.isnan(value) & (F.abs(value) != float("inf"))
         coords += [F.when(finite, value).alias(name), raw.isNull().alias(f"{name}_null")]
     malformed = F.col(CORRUPT_RECORD).isNotNull() if CORRUPT_RECORD in df.columns else F.lit(False)
+    # A labeling tool's export may give a row its own reason (yololake.importers: crowd_box, rotated_box, ...).
+    imported = F.col(IMPORT_REASON) if IMPORT_REASON in df.columns else F.lit(None).cast("string")
     return df.select(
         F.col(f"`{frame_column}`").cast("string").alias("frame_id"),
         F.trim(F.col(f"`{class_column}`").cast("string")).alias("class_raw"),
         *coords,
         malformed.alias("malformed"),
+        imported.alias("import_reason"),
         *[F.col(f"`{c}`").alias(f"_x_{c}") for c in extra_columns],
         F.col(SOURCE_FILE),
         F.struct(*original).alias("source_row"),  # turned into JSON only for quarantined rows
@@ -124,12 +128,13 @@ def label_line(df: DataFrame) -> DataFrame:
 
 
 def assign_reason(df: DataFrame) -> DataFrame:
-    """Combine the row's, the frame's, the class and the box reasons into one `reason` (first that applies),
-    null when valid. A malformed row comes first: none of its fields can be trusted."""
+    """Combine the row's, the export's, the frame's, the class and the box reasons into one `reason` (first
+    that applies), null when valid. A malformed row comes first: none of its fields can be trusted."""
     return df.withColumn(
         "reason",
         F.coalesce(
             F.when(F.col("malformed"), F.lit(R.MALFORMED_ROW)),
+            F.col("import_reason"),
             F.col("frame_reason"),
             F.when(F.col("cls").isNull(), F.lit(R.UNKNOWN_CLASS)),
             F.col("box_reason"),
