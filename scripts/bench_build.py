@@ -189,7 +189,7 @@ def bench_size(n: int, args: argparse.Namespace, programs: tuple[str, ...], work
     lake = lake_for(n, args.layout, work)
     job_set = tuple(args.job_set)
     peer = "peer_archive" if "output.layout=shard_archive" in job_set else "peer"
-    runs: dict[str, list[dict]] = {kind: [] for kind in PROGRAMS if kind in programs}
+    runs: dict[str, list[dict]] = {kind: [] for kind in programs}
     for r in range(args.repeats):
         outs = {kind: fresh(os.path.join(work, f"{kind}_{args.layout}_{n}_run{r + 1}"), work, args.settle)
                 for kind in runs}
@@ -263,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for the job, e.g. output.layout=shard_archive (the peer then writes tars)")
     p.add_argument("--programs", default="job,peer,seed,floor",
-                   help=f"which to run, comma-separated, from {', '.join(PROGRAMS)} (the job always runs)")
+                   help=f"which to run, in this order, from {', '.join(PROGRAMS)} (the job always runs; the floor "
+                        "rewrites the job's files)")
     p.add_argument("--verify-max", type=int, default=100_000, metavar="N",
                    help="compare the peer's labels with the job's at sizes up to N (reads every label file)")
     p.add_argument("--settle", type=float, default=300.0, metavar="SECONDS",
@@ -279,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--sizes {args.sizes!r}: expected comma-separated whole numbers, e.g. 100000,1000000")
     if not sizes or min(sizes) < 1 or args.repeats < 1:
         p.error("--sizes needs positive frame counts and --repeats at least 1")
-    programs = tuple(dict.fromkeys(["job", *(x.strip() for x in args.programs.split(",") if x.strip())]))
+    given = [x.strip() for x in args.programs.split(",") if x.strip()]
+    programs = tuple(dict.fromkeys(given if "job" in given else ["job", *given]))  # run in the order given
+    if "floor" in programs and programs.index("floor") < programs.index("job"):
+        p.error("--programs: floor rewrites the job's files, so it must come after job")
     if not set(programs) <= set(PROGRAMS) or ("base" in programs) != bool(args.base_lib):
         p.error(f"--programs {args.programs!r}: choose from {', '.join(PROGRAMS)} ('base' with --base-lib only)")
     work = args.work or tempfile.mkdtemp(prefix="yololake-bench-")
