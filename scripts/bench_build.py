@@ -15,10 +15,8 @@ each --repeats times, in turn (medians are printed, with job/peer, job/seed and 
 Peak memory is sampled (RSS, every 0.1 s) over the process tree: "driver" = the JVM and the Python
 driver, "job" = everything, Python workers included.
 
-Every run writes into a new folder (<program>_<N>_run<k> under --work; about 4 GB per 1M-frame output):
-on a virtual disk mounted with `discard`, deleting a million files slows file creation for minutes
-afterwards, and the job's --overwrite would time that deletion. Before each timed program the bench
-syncs and waits until a probe of 2,000 file creations runs at the disk's quiet speed.
+Every run writes a new folder (<program>_<layout>_<N>_run<k> under --work; ~4 GB per 1M frames): deleting
+many files slows this disk for minutes. Before each program the bench waits for the disk to be quiet.
 """
 from __future__ import annotations
 
@@ -115,10 +113,7 @@ def settle_disk(work: str, timeout: float = 300.0, fast_s: float = 0.25) -> floa
         fast = fast + 1 if time.monotonic() - t <= fast_s else 0
         if fast < 2:
             time.sleep(1)
-    waited = time.monotonic() - started
-    if waited > 10:
-        print(f"  (waited {waited:.0f} s for the disk to settle)", flush=True)
-    return waited
+    return time.monotonic() - started
 
 
 def fresh(path: str, work: str, settle_s: float) -> str:
