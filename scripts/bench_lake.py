@@ -98,14 +98,39 @@ def generate_udacity(root: str, frames: int, seed: int = 0) -> dict:
     return {"frames": frames, "rows": int(owner.size)}
 
 
+def link_images(root: str) -> int:
+    """Give every manifest frame an image: one real JPEG per frame size, hard-linked under each frame's path.
+    The job's image check then opens and reads the header of every file, as on a real lake, but from the
+    page cache (one inode per size): a warm-cache measure of the check's own cost, without GBs of JPEGs."""
+    from PIL import Image
+
+    manifest = pq.read_table(os.path.join(root, "frames", "manifest.parquet"), columns=["image", "width", "height"])
+    sources = {}
+    for (w, h) in {tuple(map(int, s)) for s in SIZES}:
+        sources[(w, h)] = os.path.join(root, f"source_{w}x{h}.jpg")
+        Image.new("RGB", (w, h), (90, 120, 150)).save(sources[(w, h)], quality=85)
+    made = set()
+    for image, w, h in zip(*(manifest.column(c).to_pylist() for c in ("image", "width", "height"))):
+        folder = os.path.dirname(os.path.join(root, image))
+        if folder not in made:
+            os.makedirs(folder, exist_ok=True)
+            made.add(folder)
+        os.link(sources[(w, h)], os.path.join(root, image))
+    return manifest.num_rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True)
     p.add_argument("--frames", type=int, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layout", choices=("parquet", "udacity"), default="parquet")
+    p.add_argument("--link-images", action="store_true", help="parquet layout: an image for every frame "
+                                                                "(hard links to one JPEG per size; see link_images)")
     args = p.parse_args()
     info = (generate if args.layout == "parquet" else generate_udacity)(args.out, args.frames, args.seed)
+    if args.link_images:
+        print(f"linked {link_images(args.out)} images")
     print(f"bench lake: {args.out} ({info['frames']} frames, {info['rows']} annotation rows)")
     return 0
 
