@@ -54,11 +54,11 @@ def _is_worker(proc: psutil.Process) -> bool:
 
 def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
     """Run `cmd`; return wall seconds, CPU seconds of every process in its tree (sampled every 0.1 s, so up to
-    0.1 s of each process's last moments is missed), peak RSS (MB) of the non-worker processes and of the whole
-    tree, stdout."""
+    0.1 s of each process's last moments is missed), peak RSS (MB) of the process itself (own), of the
+    non-worker processes (driver) and of the whole tree (total), stdout."""
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
-    peaks = {"driver": 0, "total": 0}
+    peaks = {"own": 0, "driver": 0, "total": 0}
     cpu: dict[int, float] = {}  # pid -> its own CPU seconds when last seen (Spark's Python workers included)
     done = threading.Event()
 
@@ -70,7 +70,7 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
                 tree = [root, *root.children(recursive=True)]
             except psutil.Error:
                 break
-            driver = total = 0
+            own = driver = total = 0
             for p in tree:
                 try:
                     rss = p.memory_info().rss
@@ -82,7 +82,9 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
                     workers[p.pid] = _is_worker(p)
                 total += rss
                 driver += 0 if workers[p.pid] else rss
-            peaks["driver"], peaks["total"] = max(peaks["driver"], driver), max(peaks["total"], total)
+                own = rss if p is root else own
+            for key, value in (("own", own), ("driver", driver), ("total", total)):
+                peaks[key] = max(peaks[key], value)
             done.wait(0.1)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -93,8 +95,8 @@ def measure(cmd: list[str], env: dict | None = None, cwd: str = ROOT) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"bench: {' '.join(cmd[:4])}... failed (exit {proc.returncode}):\n{err[-3000:]}")
-    return {"wall": wall, "cpu": sum(cpu.values()), "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20,
-            "stdout": out}
+    return {"wall": wall, "cpu": sum(cpu.values()), "own_mb": peaks["own"] / 2**20,
+            "driver_mb": peaks["driver"] / 2**20, "total_mb": peaks["total"] / 2**20, "stdout": out}
 
 
 def settle_disk(work: str, timeout: float = 300.0, fast_s: float = 0.25) -> float:

@@ -19,19 +19,16 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
-import threading
 import time
 
-import psutil
+import bench_build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 FORMATS = ("coco", "voc", "cvat", "labelstudio", "groundtruth")
 NAMES = ("car", "truck", "pedestrian", "bicyclist", "light")
 W, H, PER_FRAME = 640, 480, 5
-WORKER_MARKERS = ("pyspark.daemon", "pyspark/daemon.py", "pyspark.worker", "pyspark/worker.py")
 
 
 def frames(n_boxes: int, seed: int = 0):
@@ -120,40 +117,11 @@ LS_CONFIG = ('<View><Image name="image" value="$image"/><RectangleLabels name="l
 
 
 def measure(cmd: list[str]) -> dict:
-    """Run `cmd`; wall seconds and peak RSS (MB): the process itself, it + non-worker children, all."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started, peaks, done = time.monotonic(), {"py": 0, "driver": 0, "total": 0}, threading.Event()
-
-    def sample() -> None:
-        root, workers = psutil.Process(proc.pid), {}
-        while not done.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-                py = root.memory_info().rss
-            except psutil.Error:
-                break
-            driver = total = 0
-            for p in tree:
-                try:
-                    rss = p.memory_info().rss
-                    if p.pid not in workers:
-                        workers[p.pid] = any(m in " ".join(p.cmdline()) for m in WORKER_MARKERS)
-                except psutil.Error:
-                    continue
-                total, driver = total + rss, driver + (0 if workers[p.pid] else rss)
-            for key, value in (("py", py), ("driver", driver), ("total", total)):
-                peaks[key] = max(peaks[key], value)
-            done.wait(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    wall = time.monotonic() - started
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: {' '.join(cmd[:6])}... failed (exit {proc.returncode}):\n{err[-3000:]}")
-    return {"wall": wall, **{k: v / 2**20 for k, v in peaks.items()}, "stdout": out}
+    """Run `cmd` (scripts/bench_build.measure); wall seconds and peak RSS (MB): the process itself (py), it
+    and its non-worker children (driver), all (total)."""
+    m = bench_build.measure(cmd)
+    return {"wall": m["wall"], "py": m["own_mb"], "driver": m["driver_mb"], "total": m["total_mb"],
+            "stdout": m["stdout"]}
 
 
 def job(fmt: str, src: str, out: str, master: str) -> dict:

@@ -95,3 +95,28 @@ def clean_exports(spark, tmp_path_factory):
         built[fmt] = {"export": export, "images": images, "out": current_folder(str(root / "out")),
                       "summary": summary}
     return built
+
+
+@pytest.fixture(scope="session")
+def yolov5_offline(tmp_path_factory):
+    """The real YOLOv5 loader's modules, offline: its config folder holds the fonts it would download."""
+    from yololake.train import yolov5_env
+
+    os.environ["YOLOV5_CONFIG_DIR"] = yolov5_env.config_dir(str(tmp_path_factory.mktemp("yolov5_config")))
+    from yolov5.utils import dataloaders, general
+
+    return dataloaders, general
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """The files the train launcher's resolve() reads: a committed dataset with no shards (dry runs read
+    nothing else)."""
+    import json
+
+    root = tmp_path / "datasets" / "udacity"
+    root.mkdir(parents=True)
+    (root / "dataset.yaml").write_text("path: /x\ntrain: train.txt\nval: val.txt\nnc: 1\nnames: [car]\n")
+    (root / "shards.json").write_text("[]\n")
+    (root / "_SUCCESS").write_text(json.dumps({"run_id": "r1", "frames": 0, "boxes": 0}))
+    return str(root)

@@ -87,3 +87,15 @@ def tree_snapshot(root: str) -> dict[str, bytes | str]:
             rel = os.path.relpath(path, root)
             tree[rel] = f"-> {os.readlink(path)}" if os.path.islink(path) else Path(path).read_bytes()
     return tree
+
+
+def dry_run(capsys, argv: list[str], flags=()) -> tuple[int, list[list[str]], str]:
+    """`yololake train ARGV --dry-run FLAGS`: the exit code, each printed command line split into words, the
+    output (FLAGS last: they may end with `--` and the trainer's own arguments)."""
+    import shlex
+
+    from yololake.train import main as train_main
+
+    code = train_main.main([*argv, "--dry-run", *flags])
+    out = capsys.readouterr().out
+    return code, [shlex.split(line) for line in out.splitlines() if not line.startswith("#")], out

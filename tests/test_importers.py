@@ -36,26 +36,10 @@ def test_known_boxes_come_back(clean_exports, fmt):
     assert summary["frames_by_status"] == {"background": 1, "labeled": len(IMAGES) - 1}
 
 
-@pytest.fixture(scope="module")
-def yolov5(tmp_path_factory):
-    """YOLOv5 downloads Arial.ttf unless its config folder has one; any TTF works (matplotlib ships DejaVu)."""
-    import shutil
-
-    import matplotlib
-
-    config_dir = tmp_path_factory.mktemp("yolov5_config")
-    font = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
-    shutil.copy(font, config_dir / "Arial.ttf")
-    os.environ["YOLOV5_CONFIG_DIR"] = str(config_dir)
-    from yolov5.utils import dataloaders, general
-
-    return dataloaders, general
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_real_yolov5_loader_accepts_the_dataset(clean_exports, yolov5, fmt):
-    dataloaders, general = yolov5
+def test_real_yolov5_loader_accepts_the_dataset(clean_exports, yolov5_offline, fmt):
+    dataloaders, general = yolov5_offline
     version, summary = clean_exports[fmt]["out"], clean_exports[fmt]["summary"]
     data = general.check_dataset(os.path.join(version, "dataset.yaml"), autodownload=False)
     assert data["nc"] == 3 and list(data["names"].values()) == NAMES[fmt]

@@ -1,33 +1,18 @@
 """`yololake train` flags and --dry-run command lines (1 node x 8 GPUs, 4 nodes x 8 GPUs); no Spark, no GPU."""
 from __future__ import annotations
 
-import json
 import os
-import shlex
 
 import pytest
+from helpers import dry_run
 from yololake.errors import PreflightError, UsageError
 from yololake.train import main as train_main
 from yololake.train.args import parse
 from yololake.train.preflight import check_devices, check_trainer_can_run
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    """The files resolve() reads: a committed dataset with no shards (dry runs read nothing else)."""
-    root = tmp_path / "datasets" / "udacity"
-    root.mkdir(parents=True)
-    (root / "dataset.yaml").write_text("path: /x\ntrain: train.txt\nval: val.txt\nnc: 1\nnames: [car]\n")
-    (root / "shards.json").write_text("[]\n")
-    (root / "_SUCCESS").write_text(json.dumps({"run_id": "r1", "frames": 0, "boxes": 0}))
-    return str(root)
-
-
 def _dry(capsys, dataset, stage_dir, *flags):
-    code = train_main.main(["--data", dataset, "--stage-dir", stage_dir, "--model", "yolov5s", "--dry-run",
-                            *flags])
-    out = capsys.readouterr().out
-    return code, [shlex.split(line) for line in out.splitlines() if not line.startswith("#")], out
+    return dry_run(capsys, ["--data", dataset, "--stage-dir", stage_dir, "--model", "yolov5s"], flags)
 
 
 def _after(cmd, flag):

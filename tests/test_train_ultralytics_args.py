@@ -1,30 +1,16 @@
 """`yololake train --trainer ultralytics`: flags and --dry-run command lines for 1x8 and 4x8; no Spark, no GPU."""
 from __future__ import annotations
 
-import json
-import shlex
-
 import pytest
+from helpers import dry_run
 from yololake.errors import UsageError
 from yololake.train import main as train_main
 from yololake.train.args import parse
 
 
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    root = tmp_path / "datasets" / "udacity"
-    root.mkdir(parents=True)
-    (root / "dataset.yaml").write_text("path: /x\ntrain: train.txt\nval: val.txt\nnc: 1\nnames: [car]\n")
-    (root / "shards.json").write_text("[]\n")
-    (root / "_SUCCESS").write_text(json.dumps({"run_id": "r1", "frames": 0, "boxes": 0}))
-    return str(root)
-
-
 def _dry(capsys, dataset, tmp_path, *flags):
-    code = train_main.main(["--data", dataset, "--stage-dir", str(tmp_path / "stage"), "--trainer", "ultralytics",
-                            "--model", "yolo11n.yaml", "--dry-run", *flags])
-    out = capsys.readouterr().out
-    return code, [shlex.split(line) for line in out.splitlines() if not line.startswith("#")], out
+    return dry_run(capsys, ["--data", dataset, "--stage-dir", str(tmp_path / "stage"), "--trainer", "ultralytics",
+                            "--model", "yolo11n.yaml"], flags)
 
 
 def _pairs(cmd):

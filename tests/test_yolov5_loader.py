@@ -2,26 +2,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def yolov5_offline(tmp_path_factory):
-    """YOLOv5 downloads Arial.ttf unless its config folder has one; any TTF works (matplotlib ships DejaVu)."""
-    import matplotlib
-
-    config_dir = tmp_path_factory.mktemp("yolov5_config")
-    font = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
-    shutil.copy(font, config_dir / "Arial.ttf")
-    os.environ["YOLOV5_CONFIG_DIR"] = str(config_dir)
-    from yolov5.utils import dataloaders, general
-
-    return dataloaders, general
 
 
 def test_real_yolov5_loader_accepts_every_label(demo_dataset, yolov5_offline):
