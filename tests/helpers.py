@@ -89,6 +89,24 @@ def tree_snapshot(root: str) -> dict[str, bytes | str]:
     return tree
 
 
+def files_and_mtimes(root: str, skip_suffix: str | None = None) -> dict[str, tuple[bytes | str, int]]:
+    """Every file and link under root with its bytes (or link target) and mtime: what "touches nothing" compares.
+    A file that vanishes between the listing and the read (a killed run's worker renaming its temporary folder)
+    is left out: a caller waiting for the tree to settle sees the change on its next walk."""
+    found = {}
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if skip_suffix and name.endswith(skip_suffix):
+                continue
+            try:
+                found[path] = (os.readlink(path) if os.path.islink(path) else Path(path).read_bytes(),
+                               os.lstat(path).st_mtime_ns)
+            except FileNotFoundError:
+                continue
+    return found
+
+
 def dry_run(capsys, argv: list[str], flags=()) -> tuple[int, list[list[str]], str]:
     """`yololake train ARGV --dry-run FLAGS`: the exit code, each printed command line split into words, the
     output (FLAGS last: they may end with `--` and the trainer's own arguments)."""

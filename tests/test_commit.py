@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import published_local
+from helpers import files_and_mtimes, published_local
 from yololake.build.config import load_config
 from yololake.build.main import main, run
 from yololake.build.plan import JobInputs
@@ -126,16 +126,6 @@ def test_a_failed_run_commits_nothing_and_a_rerun_completes(spark, sample_lake, 
     assert published_local(out) == published_local(clean_run[0])
 
 
-def _files(root) -> dict:
-    """Every file and link under root with its bytes (or target) and mtime: what "touches nothing" compares."""
-    found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(folder, name)
-            st = os.lstat(path)
-            found[path] = (os.readlink(path) if os.path.islink(path) else Path(path).read_bytes(), st.st_mtime_ns)
-    return found
-
 
 def test_an_unchanged_rerun_is_a_no_op_and_force_adds_a_version(spark, sample_lake, tmp_path, capsys, monkeypatch):
     import yololake.build.main as job
@@ -143,7 +133,7 @@ def test_an_unchanged_rerun_is_a_no_op_and_force_adds_a_version(spark, sample_la
     lake, _ = sample_lake
     out = str(tmp_path / "out")
     first = run(spark, _config(), _inputs(lake), out)
-    before = _files(out)
+    before = files_and_mtimes(out)
     args = ["--config", str(CONF), "--annotations", f"{lake}/annotations", "--frames", f"{lake}/frames",
             "--images", lake, "--out", out, "--set", "output.frames_per_shard=8", "--set", "report.enabled=false"]
 
@@ -154,12 +144,12 @@ def test_an_unchanged_rerun_is_a_no_op_and_force_adds_a_version(spark, sample_la
         m.setattr(job, "start_spark", no_spark)
         assert main(args) == 0
     assert capsys.readouterr().out.startswith(f"up to date: version {first['version']} (")
-    assert _files(out) == before  # nothing touched, not even a marker
+    assert files_and_mtimes(out) == before  # nothing touched, not even a marker
     assert main(args + ["--force"]) == 0
     versions = sorted(os.listdir(os.path.join(out, "versions")))
     assert len(versions) == 2 and versions[0] == first["version"]
     old = os.path.join(out, "versions", first["version"])
-    assert {p: v for p, v in _files(out).items() if p.startswith(old)} == {
+    assert {p: v for p, v in files_and_mtimes(out).items() if p.startswith(old)} == {
         p: v for p, v in before.items() if p.startswith(old)}  # the previous version is byte-identical
     pointer = Path(out, "dataset.yaml").read_text()
     assert f"yololake_version: {versions[1]}" in pointer

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import s3_version
+from helpers import files_and_mtimes, s3_version
 from yololake.build.config import load_config
 from yololake.build.main import run
 from yololake.build.plan import JobInputs
@@ -28,16 +28,8 @@ CONF = REPO / "conf" / "demo.yaml"
 
 
 def _snapshot(root: str) -> dict:
-    """Bytes (or link target) and mtime of every file under root; YOLOv5's own .cache files left out."""
-    found = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(folder, name)
-            if name.endswith(".cache"):
-                continue
-            found[path] = (os.readlink(path) if os.path.islink(path) else Path(path).read_bytes(),
-                           os.lstat(path).st_mtime_ns)
-    return found
+    """Every file under root (bytes, mtime); YOLOv5's own .cache files left out."""
+    return files_and_mtimes(root, skip_suffix=".cache")
 
 
 def _settled(root: str, quiet: float = 1.5, timeout: float = 120) -> dict:
