@@ -34,6 +34,7 @@ import time
 import bench_lake
 import bench_peers
 import psutil
+from yololake import jvm_archive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
@@ -141,7 +142,7 @@ def job_command(layout: str, lake: str, out: str, root: str, job_set: tuple[str,
 
 
 def run_job(layout: str, lake: str, out: str, master: str, event_log: str | None, lib: str | None,
-            job_set: tuple[str, ...] = ()) -> dict:
+            job_set: tuple[str, ...] = (), java_options: tuple[str, ...] = ()) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": PY, "PYSPARK_DRIVER_PYTHON": PY}
     root = ROOT
     if lib:  # bench another checkout's yololake (ahead of the editable install), its jobs/ and conf/ too
@@ -153,7 +154,8 @@ def run_job(layout: str, lake: str, out: str, master: str, event_log: str | None
         conf += ["--conf", "spark.eventLog.enabled=true", "--conf", "spark.eventLog.compress=false",
                  "--conf", f"spark.eventLog.dir={event_log}"]
     cmd = [os.path.join(os.path.dirname(PY), "spark-submit"), "--master", master,
-           "--driver-java-options", f"-Dlog4j.configurationFile={ROOT}/conf/log4j2.properties", *conf,
+           "--driver-java-options", " ".join([f"-Dlog4j.configurationFile={ROOT}/conf/log4j2.properties",
+                                              *java_options]), *conf,
            *job_command(layout, lake, out, root, job_set)]
     result = measure(cmd, env)
     from yololake.dataset.versions import current_folder
@@ -187,6 +189,9 @@ def bench_size(n: int, args: argparse.Namespace, programs: tuple[str, ...], work
     job_set = tuple(args.job_set)
     peer = "peer_archive" if "output.layout=shard_archive" in job_set else "peer"
     runs: dict[str, list[dict]] = {kind: [] for kind in programs}
+    # The job starts as the README says (local runs: the class archive, `yololake jvm-archive`); the base
+    # program runs as its own commit did, so an A/B with --base-lib of this very lib/ measures these options.
+    java_options = () if args.plain_jvm else tuple(jvm_archive.java_options())
     for r in range(args.repeats):
         outs = {kind: fresh(os.path.join(work, f"{kind}_{args.layout}_{n}_run{r + 1}"), work, args.settle)
                 for kind in runs}
@@ -194,7 +199,8 @@ def bench_size(n: int, args: argparse.Namespace, programs: tuple[str, ...], work
             if kind in ("job", "base"):
                 runs[kind].append(run_job(args.layout, lake, outs[kind], args.master,
                                           args.event_log if r == 0 and kind == "job" else None,
-                                          args.lib if kind == "job" else args.base_lib, job_set))
+                                          args.lib if kind == "job" else args.base_lib, job_set,
+                                          java_options if kind == "job" else ()))
             elif kind == "floor":
                 runs[kind].append(child("floor", args.layout, outs["job"], outs[kind]))
             else:
@@ -259,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                                       "program 'base' beside the job in the same series")
     p.add_argument("--job-set", action="append", default=[], metavar="KEY=VALUE",
                    help="extra --set for the job, e.g. output.layout=shard_archive (the peer then writes tars)")
+    p.add_argument("--plain-jvm", action="store_true",
+                   help="start the job's JVM without the class archive (see yololake jvm-archive)")
     p.add_argument("--programs", default="job,peer,seed,floor",
                    help=f"which to run, in this order, from {', '.join(PROGRAMS)} (the job always runs; the floor "
                         "rewrites the job's files)")

@@ -32,6 +32,8 @@ COMMANDS: dict[str, Command] = {
     "build-dataset": Command("yololake.build.main", "annotations (+ frame manifest) -> YOLOv5 dataset (local Spark)"),
     "report": Command("yololake.report.main", "charts and preview mosaics of a built dataset into OUT/report/"),
     "extract-frames": Command("yololake.video.main", "videos -> sampled JPEG frames + frame manifest (local Spark)"),
+    "jvm-archive": Command("yololake.jvm_archive",
+                           "create the JVM class archive that starts local Spark faster; print its java options"),
     "sample-lake": Command("yololake.samples.lake", "generate a small sample data lake for demos and tests"),
     "versions": Command("yololake.dataset.versions_command",
                         "list a dataset's versions (which is current); --keep N removes old ones"),

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
+from yololake.jvm_archive import with_java_options
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -25,12 +27,15 @@ def start_spark(app_name: str, master: str | None = None, settings: Mapping[str,
     """
     builder = SparkSession.builder.appName(app_name)
     effective_master = master or (settings or {}).get("spark.master", "")
+    settings = dict(settings or {})
     if master:
         builder = builder.master(master)
         if master.startswith("local"):
             # Local workers must run this interpreter (the venv with yololake), not whatever python3 is first.
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    for key, value in (settings or {}).items():
+            # The driver JVM is the whole cluster here: start it on the class archive (jvm_archive).
+            settings = with_java_options(settings)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     loopback = effective_master.startswith("local") and ui_bind == "loopback" and "SPARK_LOCAL_IP" not in os.environ
     if loopback:
