@@ -97,8 +97,9 @@ def with_java_options(settings: dict[str, str]) -> dict[str, str]:
 def _maps(java: str, archive: Path) -> bool:
     """A JVM maps the archive, relocates every pointer in it and exits 0: a truncated one dies there (SIGBUS).
     (Run with no class path, so it then declines the archive as not its own: that check is Spark's JVM's.)"""
-    done = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:cds=info", "-version"],
-                          capture_output=True, text=True, timeout=120)
+    with tempfile.TemporaryDirectory(prefix="yololake-jvm-check-") as scratch:  # where a crash writes hs_err
+        done = subprocess.run([java, f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:cds=info",
+                               "-version"], capture_output=True, text=True, timeout=120, cwd=scratch)
     return done.returncode == 0 and "Mapped dynamic region #1" in done.stdout + done.stderr
 
 
