@@ -80,3 +80,22 @@ def test_options_the_user_set_come_last_and_an_extra_class_path_drops_the_archiv
     monkeypatch.setenv(jvm_archive.ENV, "off")
     assert jvm_archive.with_java_options({"spark.master": "local[1]"}) == {"spark.master": "local[1]"}
     assert jvm_archive.archive_path() is None
+
+
+def test_a_failed_warm_up_says_so_in_one_line_and_is_not_repeated_until_retry(tmp_path):
+    spark_home = tmp_path / "no-spark"  # a Spark install without Spark: the warm-up's JVM cannot start
+    (spark_home / "jars").mkdir(parents=True)
+    env = {**os.environ, jvm_archive.ENV: str(tmp_path / "archives"), "SPARK_HOME": str(spark_home),
+           "PYSPARK_PYTHON": sys.executable}
+    first = _cli(env)
+    assert first.returncode == 2, first.stderr[-2000:]
+    (failed,) = (tmp_path / "archives").glob("*.failed")
+    assert f"jvm-archive: error: the JVM class archive could not be made ({failed} says why)" in first.stderr
+    assert "warm-up run exited 1" in failed.read_text()
+    assert not list((tmp_path / "archives").glob("*.jsa")) and not list((tmp_path / "archives").glob(".*part"))
+
+    again = _cli(env)  # a setup run after the failure: no second warm-up, no archive option, exit 0
+    assert again.returncode == 0 and again.stdout.strip() == ""
+    assert "the warm-up failed before" in again.stderr and "a warm-up build writes" not in again.stderr
+    retried = _cli(env, "--retry")
+    assert retried.returncode == 2 and "a warm-up build writes" in retried.stderr

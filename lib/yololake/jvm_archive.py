@@ -150,18 +150,32 @@ def _warm_up(work: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from yololake.cli import run_command
+    from yololake.errors import PreflightError
 
     p = argparse.ArgumentParser(prog="yololake jvm-archive", description=__doc__.splitlines()[0])
     p.add_argument("--no-create", action="store_true", help="print the options only; never run the warm-up")
+    p.add_argument("--retry", action="store_true", help="run the warm-up again after one failed")
     args = p.parse_args(argv)
 
     def body() -> int:
         path = archive_path()
         if path and not path.is_file() and not args.no_create:
-            started = time.monotonic()
-            print(f"jvm-archive: a warm-up build writes {path} (once per JVM and Spark install)...", file=sys.stderr)
-            create(path)
-            print(f"jvm-archive: done in {time.monotonic() - started:.0f} s", file=sys.stderr)
+            failed = path.with_name(path.name + ".failed")  # one failure is not repeated by every setup run
+            if failed.is_file() and not args.retry:
+                print(f"jvm-archive: the warm-up failed before ({failed}); local Spark starts without the archive "
+                      "(--retry to try again)", file=sys.stderr)
+            else:
+                started = time.monotonic()
+                print(f"jvm-archive: a warm-up build writes {path} (once per JVM and Spark install)...",
+                      file=sys.stderr)
+                try:
+                    create(path)
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    failed.write_text(f"{exc}\n", encoding="utf-8")
+                    raise PreflightError(f"the JVM class archive could not be made ({failed} says why); local "
+                                         "Spark runs start without it, only slower; --retry to try again") from exc
+                failed.unlink(missing_ok=True)
+                print(f"jvm-archive: done in {time.monotonic() - started:.0f} s", file=sys.stderr)
         print(" ".join(java_options()))
         return 0
 
