@@ -225,8 +225,10 @@ def until_first_step(cmd: list[str], env: dict, log: str, first_step=FIRST_STEP)
 
 
 def build_dataset(args, lake: str) -> str:
+    from yololake.dataset.versions import current_folder
+
     out = os.path.join(args.dir, f"dataset-{os.path.basename(lake)}")
-    if not os.path.exists(os.path.join(out, "_SUCCESS")):
+    if not os.path.exists(os.path.join(current_folder(out), "_SUCCESS")):  # a committed version: reused
         started = time.perf_counter()
         subprocess.run([sys.executable, "-m", "yololake", "build-dataset", "--config", str(REPO / "conf/udacity.yaml"),
                         "--annotations", os.path.join(lake, "labels"), "--images", os.path.join(lake, "images"),
