@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from yololake.dataset.layout import DATASET_YAML, read_version, version_folder
@@ -71,6 +72,22 @@ def guarded_env(base: Path) -> dict:
     (guard / "sitecustomize.py").write_text(NO_NETWORK)
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(guard), os.environ.get("PYTHONPATH", "")]),
             "NONET_LOG": str(base / "network.log"), "YOLOLAKE_STAGE_DIR": str(base / "stage"), "OMP_NUM_THREADS": "2"}
+
+
+def free_port_pair() -> int:
+    """A port P with P and P + 1 free on loopback (training meets on P, the preflight check on P + 1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair")
 
 
 def connects(base: Path) -> list[str]:

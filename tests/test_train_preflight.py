@@ -5,29 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+from helpers import free_port_pair
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port_pair() -> int:
-    """A port P with P + 1 free too (the preflight check meets on port + 1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port pair")
 
 
 def _train(data, stage_dir, *flags):
@@ -63,7 +48,7 @@ def test_two_processes_standalone(two_datasets, tmp_path):
 
 def test_two_agents_with_c10d_rendezvous_on_loopback(two_datasets, tmp_path):
     flags = ("--nnodes", "2", "--nproc-per-node", "1", "--batch-size", "2", "--preflight-timeout", "60",
-             "--rdzv-endpoint", f"127.0.0.1:{_free_port_pair()}")
+             "--rdzv-endpoint", f"127.0.0.1:{free_port_pair()}")
     nodes = [_train(two_datasets[0], tmp_path / f"node{i}", *flags) for i in range(2)]
     results = [_finish(p) for p in nodes]
     for code, out, err in results:
@@ -74,7 +59,7 @@ def test_two_agents_with_c10d_rendezvous_on_loopback(two_datasets, tmp_path):
 
 def test_a_node_with_a_different_dataset_fails_naming_its_rank(two_datasets, tmp_path):
     same, other = two_datasets
-    port = _free_port_pair()
+    port = free_port_pair()
     common = ("--nnodes", "2", "--nproc-per-node", "1", "--batch-size", "2", "--preflight-timeout", "60",
               "--master-addr", "127.0.0.1", "--master-port", str(port))
     nodes = [_train(same, tmp_path / "node0", *common, "--node-rank", "0"),
@@ -92,7 +77,7 @@ def test_a_missing_node_fails_within_the_rendezvous_timeout(two_datasets, tmp_pa
     started = time.monotonic()
     code, _, err = _finish(_train(two_datasets[0], tmp_path, "--nnodes", "2", "--nproc-per-node", "1",
                                     "--batch-size", "2", "--preflight-timeout", "5",
-                                    "--rdzv-endpoint", f"127.0.0.1:{_free_port_pair()}"))
+                                    "--rdzv-endpoint", f"127.0.0.1:{free_port_pair()}"))
     elapsed = time.monotonic() - started
     assert code == 2
     assert "not all 2 node(s) joined within --preflight-timeout 5s" in err, err

@@ -2,30 +2,13 @@
 rendezvous on 127.0.0.1, each with its own stage dir and run folder, through YololakeTrainer."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 
 import pytest
-from helpers import connects, guarded_env
+from helpers import connects, free_port_pair, guarded_env
 
 pytestmark = pytest.mark.slow
-
-
-def free_port_pair() -> int:
-    """A port P with P and P + 1 free on loopback (training meets on P, the preflight check on P + 1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        try:
-            with socket.socket() as a, socket.socket() as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free port pair")
 
 
 def test_two_agents_train_one_model_with_the_global_rank_and_world_size(demo_dataset, tmp_path):
